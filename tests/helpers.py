@@ -1,0 +1,87 @@
+"""Shared test helpers: one ``assert_close`` with a per-dtype tolerance table, fixture loading.
+
+Fixture format: ``tests/fixtures/pytorch3d/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pytorch3d"
+
+# (atol, rtol) per dtype, for values ("out") and gradients ("grad"). float32 is the fixtures'
+# own rule (their README); float64 is what double precision owes us.
+TOLERANCES = {
+    torch.float32: {"out": (2e-5, 1e-4), "grad": (2e-5, 1e-3)},
+    torch.float64: {"out": (1e-10, 1e-8), "grad": (1e-9, 1e-7)},
+    torch.float16: {"out": (1e-3, 1e-2), "grad": (1e-3, 1e-2)},
+    torch.bfloat16: {"out": (1e-2, 5e-2), "grad": (1e-2, 5e-2)},
+}
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DTYPES = [torch.float32, torch.float64]
+
+
+def assert_close(actual, expected, *, kind: str = "out", dtype=None, atol=None, rtol=None, msg=""):
+    """Assert ``|actual - expected| <= atol + rtol * |expected|`` elementwise.
+
+    Tolerances come from :data:`TOLERANCES` by ``dtype`` (default: ``actual``'s) and ``kind``
+    ("out" or "grad"); integer and boolean tensors must match exactly. ``expected`` may be a numpy
+    array or a tensor and is moved to ``actual``'s device and dtype.
+    """
+    actual = torch.as_tensor(actual)
+    expected = torch.as_tensor(np.asarray(expected) if not isinstance(expected, torch.Tensor) else expected)
+    expected = expected.to(device=actual.device)
+    assert tuple(actual.shape) == tuple(expected.shape), (
+        f"{msg} shape mismatch: got {tuple(actual.shape)}, want {tuple(expected.shape)}"
+    )
+    if not actual.is_floating_point():
+        assert torch.equal(actual, expected.to(actual.dtype)), f"{msg} integer values differ"
+        return
+    expected = expected.to(actual.dtype)
+    a, r = TOLERANCES[dtype or actual.dtype][kind]
+    atol = a if atol is None else atol
+    rtol = r if rtol is None else rtol
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=rtol, equal_nan=False, msg=lambda m: f"{msg}\n{m}")
+
+
+def manifest() -> list[dict]:
+    """All fixture cases listed in the manifest."""
+    return json.loads((FIXTURES / "manifest.json").read_text())["cases"]
+
+
+def case_names(kind: str) -> list[str]:
+    """Names of the fixture cases of one kind (for ``pytest.mark.parametrize``)."""
+    return [c["name"] for c in manifest() if c["kind"] == kind]
+
+
+def load_case(name: str) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Load one fixture case.
+
+    Returns:
+        ``(config, inputs, outputs, grads)``: the case's config and three dicts of tensors keyed
+        by the name after the ``in/``, ``out/`` or ``grad/`` prefix.
+    """
+    case = next(c for c in manifest() if c["name"] == name)
+    data = np.load(FIXTURES / case["file"])
+    groups: dict[str, dict[str, torch.Tensor]] = {"in": {}, "out": {}, "grad": {}}
+    for key in data.files:
+        prefix, _, rest = key.partition("/")
+        groups[prefix][rest] = torch.from_numpy(np.array(data[key]))
+    return case["config"], groups["in"], groups["out"], groups["grad"]
+
+
+def cotangent_loss(outputs: dict[str, torch.Tensor], cot_seed: int) -> torch.Tensor:
+    """``sum_k sum(out_k * cot_k)`` with the fixtures' cotangents (sorted names, seeded randn)."""
+    g = torch.Generator().manual_seed(cot_seed)
+    total = 0.0
+    for key in sorted(outputs):
+        out = outputs[key]
+        cot = torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)
+        if out.requires_grad:
+            total = total + (out * cot).sum()
+    return total
