@@ -1,6 +1,277 @@
-"""STUB: being written. Replace this whole file."""
+"""Raymarchers: composite the densities and features sampled along each ray into one value.
 
-__all__ = ['AbsorptionOnlyRaymarcher', 'EmissionAbsorptionRaymarcher']
+The model is PyTorch3D's emission-absorption (EA) model. A density ``d_i`` in ``[0, 1]`` is the
+*opacity* of the i-th sample of a ray (the fraction of light it stops), not a volumetric
+extinction coefficient, so there is no step length. For one ray with samples ``i = 0 .. P-1``,
+features ``f_i``, a surface thickness ``s >= 1`` and a small ``eps >= 0``::
 
-AbsorptionOnlyRaymarcher = None  # stub
-EmissionAbsorptionRaymarcher = None  # stub
+    x_i  = (1 + eps) - d_i                      # light let through by sample i
+    T_i  = prod_{j <= i - s} x_j                # transmittance (absorption function); = 1 for i < s
+    w_i  = d_i * T_i                            # render weight of sample i
+    features = sum_i w_i * f_i                  # (C,)
+    opacity  = 1 - prod_i (1 - d_i)             # (1,), no eps here
+    output   = cat(features, opacity)           # (C + 1,)
+
+``T`` is the cumulative product of ``x`` shifted ``s`` places towards the far end, ``s`` ones
+entering at the front: with ``s = 1`` the i-th sample is lit by everything strictly in front of
+it, and larger ``s`` lets a surface ``s`` samples thick show through (weights then overlap and
+may sum to more than one). ``eps`` keeps ``T`` away from an exact zero behind a fully opaque
+sample (it has no effect in float32, where ``1 + 1e-10 == 1``); it also lets ``T`` grow very
+slightly where ``d_i < eps``. With ``s = 1`` and ``eps = 0`` the weights sum to the opacity.
+
+The absorption-only (AO) model keeps just ``opacity``.
+
+Dimensions:
+    ``...``: any leading (batch, spatial) dimensions: one ray per entry.
+    ``P``: samples (points) per ray, ``n_pts_per_ray``.
+    ``C``: feature channels per sample (e.g. 3 for RGB).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import (
+    check_floating,
+    check_in_unit_interval,
+    check_positive_number,
+    check_same_device,
+    check_shape,
+    describe,
+)
+
+__all__ = [
+    "AbsorptionOnlyRaymarcher",
+    "EmissionAbsorptionRaymarcher",
+    "emission_absorption",
+    "opacity_from_densities",
+    "render_weights_from_densities",
+    "transmittance_from_densities",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_surface_thickness(surface_thickness: object) -> int:
+    if isinstance(surface_thickness, bool) or not isinstance(surface_thickness, int):
+        raise TypeError(
+            f"surface_thickness: expected a positive int, got {describe(surface_thickness)}"
+        )
+    if surface_thickness < 1:
+        raise ValueError(f"surface_thickness: expected a positive int, got {surface_thickness!r}")
+    return surface_thickness
+
+
+def _check_eps(eps: object) -> float:
+    return check_positive_number(eps, "eps", allow_zero=True)
+
+
+def _check_ray_densities(densities: torch.Tensor, name: str) -> torch.Tensor:
+    """Per-ray densities ``(..., P)``: floating, at least 1-D, values in [0, 1]."""
+    check_floating(densities, name)
+    check_shape(densities, name, min_ndim=1, spec="(..., P)")
+    check_in_unit_interval(densities, name)
+    return densities
+
+
+def _check_raymarcher_densities(rays_densities: torch.Tensor) -> torch.Tensor:
+    """Raymarcher densities ``(..., P, 1)``: floating, values in [0, 1]."""
+    check_floating(rays_densities, "rays_densities")
+    check_shape(rays_densities, "rays_densities", min_ndim=2, last=(1,), spec="(..., P, 1)")
+    check_in_unit_interval(rays_densities, "rays_densities")
+    return rays_densities
+
+
+def _check_raymarcher_features(
+    rays_features: torch.Tensor, rays_densities: torch.Tensor
+) -> torch.Tensor:
+    """Raymarcher features ``(..., P, C)`` matching ``rays_densities (..., P, 1)``."""
+    check_floating(rays_features, "rays_features")
+    want = tuple(rays_densities.shape[:-1])
+    if rays_features.ndim != rays_densities.ndim or tuple(rays_features.shape[:-1]) != want:
+        spec = "(" + ", ".join(map(str, want)) + ", C)"
+        raise ValueError(
+            f"rays_features: expected shape {spec} to match rays_densities "
+            f"{tuple(rays_densities.shape)}, got shape {tuple(rays_features.shape)}"
+        )
+    check_same_device("rays_features", rays_features, rays_densities.device)
+    return rays_features
+
+
+# ---------------------------------------------------------------------------------------------
+# Unchecked kernels (inputs already validated)
+# ---------------------------------------------------------------------------------------------
+
+
+def _transmittance(densities: torch.Tensor, surface_thickness: int, eps: float) -> torch.Tensor:
+    """``T_i = prod_{j <= i - s} ((1 + eps) - d_j)`` for ``densities (..., P)`` -> ``(..., P)``."""
+    n_pts = densities.shape[-1]
+    keep = max(n_pts - surface_thickness, 0)
+    # Shift before the scan: cumprod of (s ones, x_0 .. x_{P-s-1}) equals the shifted cumprod of
+    # x exactly (multiplying by 1 is exact), with one temporary fewer than scan-then-shift.
+    passed = (1.0 + eps) - densities[..., :keep]  # (..., P - s)
+    passed = F.pad(passed, (n_pts - keep, 0), value=1.0)  # (..., P)
+    return torch.cumprod(passed, dim=-1)
+
+
+def _opacity(densities: torch.Tensor) -> torch.Tensor:
+    """``1 - prod_i (1 - d_i)`` for ``densities (..., P)`` -> ``(..., 1)``."""
+    return 1.0 - torch.prod(1.0 - densities, dim=-1, keepdim=True)
+
+
+def _emission_absorption(
+    rays_densities: torch.Tensor, rays_features: torch.Tensor, surface_thickness: int, eps: float
+) -> torch.Tensor:
+    # squeeze rather than [..., 0]: its backward is a view too, not a zero-filled copy
+    densities = rays_densities.squeeze(-1)  # (..., P)
+    weights = densities * _transmittance(densities, surface_thickness, eps)  # (..., P)
+    dtype = torch.promote_types(weights.dtype, rays_features.dtype)
+    # Weighted sum over P as a batched (1, P) @ (P, C) product: no (..., P, C) temporary.
+    weights = weights.to(dtype).unsqueeze(-2)  # (..., 1, P)
+    features = torch.matmul(weights, rays_features.to(dtype)).squeeze(-2)  # (..., C)
+    opacity = _opacity(densities).to(dtype)  # (..., 1)
+    return torch.cat((features, opacity), dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------------------------
+
+
+def transmittance_from_densities(
+    densities: torch.Tensor, surface_thickness: int = 1, eps: float = 1e-10
+) -> torch.Tensor:
+    """Transmittance (PyTorch3D's "absorption") reaching each sample of each ray.
+
+    Args:
+        densities: per-sample opacities in [0, 1], ``(..., P)``.
+        surface_thickness: how many samples the transmittance lags behind, a positive int.
+        eps: non-negative number added to ``1 - d`` in the product.
+
+    Returns:
+        ``T_i = prod_{j <= i - surface_thickness} ((1 + eps) - d_j)``, ``(..., P)``; the first
+        ``surface_thickness`` entries are 1.
+    """
+    surface_thickness = _check_surface_thickness(surface_thickness)
+    eps = _check_eps(eps)
+    _check_ray_densities(densities, "densities")
+    return _transmittance(densities, surface_thickness, eps)
+
+
+def render_weights_from_densities(
+    densities: torch.Tensor, surface_thickness: int = 1, eps: float = 1e-10
+) -> torch.Tensor:
+    """Emission-absorption weight of each sample of each ray.
+
+    Args:
+        densities: per-sample opacities in [0, 1], ``(..., P)``.
+        surface_thickness: how many samples the transmittance lags behind, a positive int.
+        eps: non-negative number added to ``1 - d`` in the transmittance.
+
+    Returns:
+        ``w_i = d_i * T_i``, ``(..., P)`` (see :func:`transmittance_from_densities`).
+    """
+    surface_thickness = _check_surface_thickness(surface_thickness)
+    eps = _check_eps(eps)
+    _check_ray_densities(densities, "densities")
+    return densities * _transmittance(densities, surface_thickness, eps)
+
+
+def opacity_from_densities(densities: torch.Tensor) -> torch.Tensor:
+    """Fraction of light each ray loses on its way through all of its samples.
+
+    Args:
+        densities: per-sample opacities in [0, 1], ``(..., P)``.
+
+    Returns:
+        ``1 - prod_i (1 - d_i)`` in [0, 1], ``(..., 1)``.
+    """
+    _check_ray_densities(densities, "densities")
+    return _opacity(densities)
+
+
+def emission_absorption(
+    rays_densities: torch.Tensor,
+    rays_features: torch.Tensor,
+    surface_thickness: int = 1,
+    eps: float = 1e-10,
+) -> torch.Tensor:
+    """Emission-absorption render of each ray: weighted features, then opacity.
+
+    Args:
+        rays_densities: per-sample opacities in [0, 1], ``(..., P, 1)``.
+        rays_features: per-sample features, ``(..., P, C)``.
+        surface_thickness: how many samples the transmittance lags behind, a positive int.
+        eps: non-negative number added to ``1 - d`` in the transmittance (not in the opacity).
+
+    Returns:
+        ``cat(sum_i w_i f_i, 1 - prod_i (1 - d_i))``, ``(..., C + 1)``, in the promoted dtype of
+        the two inputs.
+    """
+    surface_thickness = _check_surface_thickness(surface_thickness)
+    eps = _check_eps(eps)
+    _check_raymarcher_densities(rays_densities)
+    _check_raymarcher_features(rays_features, rays_densities)
+    return _emission_absorption(rays_densities, rays_features, surface_thickness, eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch3D-compatible modules
+# ---------------------------------------------------------------------------------------------
+
+
+class EmissionAbsorptionRaymarcher(torch.nn.Module):
+    """Emission-absorption raymarcher (PyTorch3D's), see the module docstring for the model.
+
+    Args:
+        surface_thickness: how many samples the transmittance lags behind the densities, a
+            positive int; 1 lets each sample be lit by everything strictly in front of it.
+    """
+
+    def __init__(self, surface_thickness: int = 1):
+        super().__init__()
+        self.surface_thickness = _check_surface_thickness(surface_thickness)
+
+    def forward(
+        self,
+        rays_densities: torch.Tensor,
+        rays_features: torch.Tensor,
+        eps: float = 1e-10,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Render each ray.
+
+        Args:
+            rays_densities: per-sample opacities in [0, 1], ``(..., P, 1)``.
+            rays_features: per-sample features, ``(..., P, C)``.
+            eps: non-negative number added to ``1 - d`` in the transmittance.
+            **kwargs: ignored (e.g. the ``ray_bundle`` a renderer passes along).
+
+        Returns:
+            Features then opacity of each ray, ``(..., C + 1)``.
+        """
+        return emission_absorption(rays_densities, rays_features, self.surface_thickness, eps)
+
+    def extra_repr(self) -> str:
+        return f"surface_thickness={self.surface_thickness}"
+
+
+class AbsorptionOnlyRaymarcher(torch.nn.Module):
+    """Absorption-only raymarcher (PyTorch3D's): the opacity of each ray and nothing else."""
+
+    def forward(self, rays_densities: torch.Tensor, **kwargs) -> torch.Tensor:
+        """Opacity of each ray.
+
+        Args:
+            rays_densities: per-sample opacities in [0, 1], ``(..., P, 1)``.
+            **kwargs: ignored (e.g. ``rays_features`` or the ``ray_bundle`` of a renderer).
+
+        Returns:
+            ``1 - prod_i (1 - d_i)`` in [0, 1], ``(..., 1)``.
+        """
+        _check_raymarcher_densities(rays_densities)
+        return _opacity(rays_densities.squeeze(-1))
