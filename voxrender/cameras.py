@@ -1,10 +1,757 @@
-"""STUB: being written. Replace this whole file."""
+"""Cameras in PyTorch3D's conventions: ``CamerasBase``, ``FoVPerspectiveCameras`` and look-at helpers.
 
-__all__ = ['CamerasBase', 'FoVPerspectiveCameras', 'camera_position_from_spherical_angles', 'get_world_to_view_transform', 'look_at_rotation', 'look_at_view_transform']
+Coordinate systems (as in PyTorch3D): *world*; *view* (camera at the origin, +X left, +Y up,
++Z pointing from the camera into the scene); *NDC* (after the projection: +X left, +Y up,
+``x, y`` in ``[-1, 1]`` over the field of view, ``z`` in ``[0, 1]`` from ``znear`` to ``zfar``).
+World -> view is ``p_view = p_world @ R + T`` (row vectors), so a camera at world position ``C``
+has ``T = -C @ R``. All transforms are :class:`~voxrender.Transform3d` (row-vector matrices).
 
-CamerasBase = None  # stub
-FoVPerspectiveCameras = None  # stub
-camera_position_from_spherical_angles = None  # stub
-get_world_to_view_transform = None  # stub
-look_at_rotation = None  # stub
-look_at_view_transform = None  # stub
+Every per-camera field (``R``, ``T``, ``K``, ``znear``, ``fov``, ...) is stored as a tensor with
+the batch size ``N`` first: batch sizes 1 and ``N`` broadcast at construction, anything else
+raises. Fields given as tensors keep their autograd graph (they are only moved, cast to the
+common dtype and expanded), so gradients flow back to them. The camera's dtype is the promoted
+dtype of the floating tensors given (the default dtype when only Python numbers are given).
+
+Dimensions:
+    ``N``: cameras in the batch.
+    ``P``: points per camera.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from ._checks import (
+    as_batched_param,
+    broadcast_batch_sizes,
+    check_floating,
+    check_same_device,
+    check_shape,
+    describe,
+)
+from .transforms import Transform3d, _affine_matrix, _make_device, _numerical_inverse
+
+__all__ = [
+    "CamerasBase",
+    "FoVPerspectiveCameras",
+    "camera_position_from_spherical_angles",
+    "get_world_to_view_transform",
+    "look_at_rotation",
+    "look_at_view_transform",
+]
+
+# Defaults (identity extrinsics), as in PyTorch3D. Recognised by identity: they never decide
+# the dtype or device of a camera.
+_R = torch.eye(3)[None]  # (1, 3, 3)
+_T = torch.zeros(1, 3)  # (1, 3)
+
+_BatchFloat = float | Sequence[float] | torch.Tensor
+
+
+# ---------------------------------------------------------------------------------------------
+# Field conversion shared by all cameras
+# ---------------------------------------------------------------------------------------------
+
+
+def _user_dtype(values: Sequence[object], defaults: Sequence[object] = ()) -> torch.dtype:
+    """Promoted dtype of the floating tensors among ``values`` (defaults excluded)."""
+    dtype = None
+    for value in values:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if any(value is d for d in defaults):
+                continue
+            dtype = value.dtype if dtype is None else torch.promote_types(dtype, value.dtype)
+    return torch.get_default_dtype() if dtype is None else dtype
+
+
+def _matrix_field(
+    value: object, name: str, trailing: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A floating tensor ``(N, *trailing)``, checked, cast and moved (graph kept)."""
+    spec = "(N, " + ", ".join(map(str, trailing)) + ")"
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape {spec}, got {describe(value)}")
+    check_shape(value, name, ndim=len(trailing) + 1, last=trailing, spec=spec)
+    check_floating(value, name)
+    return value.to(device=device, dtype=dtype)
+
+
+def _vector_field(
+    value: object, name: str, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A 3-vector or a batch of them (tensor or nested sequence) -> ``(N, 3)``."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
+        check_shape(value, name, ndim=(1, 2), last=(3,), spec="(3,) or (N, 3)")
+        return value.reshape(-1, 3).to(device=device, dtype=dtype)
+    try:
+        tensor = torch.tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"{name}: expected a tensor or a sequence of 3-vectors, got {describe(value)}"
+        ) from None
+    check_shape(tensor, name, ndim=(1, 2), last=(3,), spec="(3,) or (N, 3)")
+    return tensor.reshape(-1, 3)
+
+
+def _expand(tensor: torch.Tensor, n: int) -> torch.Tensor:
+    return tensor.expand(n, *tensor.shape[1:])
+
+
+def _host_values(raw: object, converted: torch.Tensor) -> torch.Tensor | None:
+    """The values of a scalar field where reading them costs no device sync, else None."""
+    if torch.compiler.is_compiling():
+        return None
+    if isinstance(raw, torch.Tensor):
+        return raw.detach().reshape(-1) if raw.device.type == "cpu" else None
+    if converted.device.type == "cpu":
+        return converted.detach()
+    return torch.tensor(raw, dtype=torch.float64).reshape(-1)
+
+
+def _first_bad(values: torch.Tensor, ok: torch.Tensor) -> float:
+    return float(values[~ok][0])
+
+
+# ---------------------------------------------------------------------------------------------
+# World <-> view transforms
+# ---------------------------------------------------------------------------------------------
+
+
+def _world_to_view(R: torch.Tensor, T: torch.Tensor) -> Transform3d:
+    """``p -> p @ R + T`` as a Transform3d with a closed-form inverse (no validation)."""
+    matrix = _affine_matrix(R, T)  # (N, 4, 4)
+
+    def inverse() -> torch.Tensor:
+        rt = R.transpose(1, 2)
+        return _affine_matrix(rt, -torch.matmul(T[:, None, :], rt)[:, 0])
+
+    return Transform3d._with_inverse(matrix, inverse)
+
+
+def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> Transform3d:
+    """World -> view transform: rotate by ``R``, then translate by ``T`` (``p @ R + T``).
+
+    Args:
+        R: rotations ``(N, 3, 3)``.
+        T: translations ``(N, 3)``; batch sizes 1 and ``N`` broadcast.
+
+    Returns:
+        A Transform3d of ``N`` transforms.
+    """
+    if R is _R and isinstance(T, torch.Tensor) and T.is_floating_point():
+        R = _R.to(device=T.device, dtype=T.dtype)
+    check_floating(R, "R")
+    check_shape(R, "R", ndim=3, last=(3, 3), spec="(N, 3, 3)")
+    if T is _T:
+        T = _T.to(device=R.device, dtype=R.dtype)
+    check_floating(T, "T")
+    check_shape(T, "T", ndim=2, last=(3,), spec="(N, 3)")
+    if T.dtype != R.dtype:
+        raise TypeError(f"T: expected dtype {R.dtype} (R's), got {T.dtype}")
+    check_same_device("T", T, R.device)
+    broadcast_batch_sizes({"R": R.shape[0], "T": T.shape[0]})
+    return _world_to_view(R, T)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cameras
+# ---------------------------------------------------------------------------------------------
+
+
+class CamerasBase:
+    """Base of all cameras: batch handling, extrinsics, and the generic world -> camera maps.
+
+    A subclass lists its per-camera fields in ``_FIELDS`` (with their trailing shapes in
+    ``_FIELD_SHAPES``; ``()`` for a float per camera), its batch-wide fields in
+    ``_SHARED_FIELDS``, and implements ``get_projection_transform``, ``unproject_points``,
+    ``is_perspective`` and ``in_ndc``. Its ``__init__`` calls :meth:`_init_fields` and may check
+    values in :meth:`_check_values`. Screen-space cameras also override
+    ``get_ndc_camera_transform``.
+    """
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("R", "T")
+    _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    _FIELD_SHAPES: ClassVar[dict[str, tuple[int, ...]]] = {"R": (3, 3), "T": (3,)}
+    _DEFAULTS: ClassVar[tuple[torch.Tensor, ...]] = (_R, _T)
+
+    R: torch.Tensor
+    T: torch.Tensor
+
+    # ------------------------------------------------------------------ fields
+
+    def _init_fields(self, device: torch.device | str, **values: Any) -> None:
+        """Check, convert, broadcast and set the per-camera fields; sets ``device``, ``dtype``, ``_N``."""
+        device = _make_device(device)
+        dtype = _user_dtype(list(values.values()), self._DEFAULTS)
+        converted: dict[str, torch.Tensor] = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            trailing = self._FIELD_SHAPES[name]
+            if trailing:
+                converted[name] = _matrix_field(value, name, trailing, dtype, device)
+            else:
+                converted[name] = as_batched_param(value, name, dtype=dtype, device=device)
+        n = broadcast_batch_sizes({k: v.shape[0] for k, v in converted.items()})
+        self.device = device
+        self.dtype = dtype
+        self._N = n
+        for name in values:
+            setattr(self, name, _expand(converted[name], n) if name in converted else None)
+        self._check_values({name: (values[name], getattr(self, name)) for name in converted})
+
+    def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
+        """Check field values where that needs no device sync (override in subclasses).
+
+        Args:
+            fields: name -> (value as given, converted tensor) for the fields just set or
+                overridden; others are read from ``self``.
+        """
+
+    def _override(self, name: str, kwargs: dict[str, Any]) -> Any:
+        """Field ``name`` from ``kwargs`` (checked and converted like at construction) or self."""
+        if name not in kwargs:
+            return getattr(self, name)
+        value = kwargs[name]
+        trailing = self._FIELD_SHAPES.get(name)
+        if trailing is None or value is None:
+            return value
+        if trailing:
+            out = _matrix_field(value, name, trailing, self.dtype, self.device)
+        else:
+            out = as_batched_param(value, name, dtype=self.dtype, device=self.device)
+            self._check_values({name: (value, out)})
+        if out.shape[0] not in (1, self._N):
+            raise ValueError(
+                f"{name}: expected a batch size of 1 or {self._N} (len(cameras)), "
+                f"got {out.shape[0]}"
+            )
+        return _expand(out, self._N)
+
+    # ------------------------------------------------------------------ batch
+
+    def __len__(self) -> int:
+        return self._N
+
+    def __getitem__(self, index: int | list[int] | torch.Tensor) -> CamerasBase:
+        """A new camera batch with the selected cameras (tensors indexed, graph kept).
+
+        Args:
+            index: an int, a list of ints, or a 1-D Long or Bool tensor (a Bool mask must have
+                ``len(self)`` entries). Negative indices count from the end.
+        """
+        n = self._N
+        if isinstance(index, bool) or not isinstance(index, (int, list, torch.Tensor)):
+            raise TypeError(
+                f"index: expected an int, a list of ints or a Long/Bool tensor, got {describe(index)}"
+            )
+        if isinstance(index, int):
+            index = [index]
+        if isinstance(index, list):
+            if any(isinstance(i, bool) or not isinstance(i, int) for i in index):
+                raise TypeError(f"index: expected a list of ints, got {index!r}")
+            bad = [i for i in index if not -n <= i < n]
+            if bad:
+                raise IndexError(
+                    f"index: expected indices in [{-n}, {n}) for {n} cameras, got {bad[0]}"
+                )
+        elif index.dtype == torch.bool:
+            if index.shape != (n,):
+                raise ValueError(
+                    f"index: expected a Bool mask of shape ({n},), got shape {tuple(index.shape)}"
+                )
+        elif index.dtype in (torch.int64, torch.int32):
+            check_shape(index, "index", ndim=1, spec="(M,)")
+            if index.device.type == "cpu" and index.numel():
+                bad = index[(index < -n) | (index >= n)]
+                if bad.numel():
+                    raise IndexError(
+                        f"index: expected indices in [{-n}, {n}) for {n} cameras, got {int(bad[0])}"
+                    )
+        else:
+            raise TypeError(f"index: expected a Long or Bool tensor, got dtype {index.dtype}")
+        kwargs: dict[str, Any] = {name: getattr(self, name) for name in self._SHARED_FIELDS}
+        for name in self._FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                kwargs[name] = value[index]
+        return type(self)(device=self.device, **kwargs)
+
+    def _tensor_fields(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(self, n) for n in self._FIELDS if getattr(self, n) is not None}
+
+    def clone(self) -> CamerasBase:
+        """A copy with cloned tensors (still attached to the autograd graph)."""
+        kwargs: dict[str, Any] = {name: getattr(self, name) for name in self._SHARED_FIELDS}
+        kwargs.update({k: v.clone() for k, v in self._tensor_fields().items()})
+        return type(self)(device=self.device, **kwargs)
+
+    def to(self, device: torch.device | str) -> CamerasBase:
+        """Move every field to ``device`` *in place* and return ``self`` (as PyTorch3D does)."""
+        device = _make_device(device)
+        for name, value in self._tensor_fields().items():
+            setattr(self, name, value.to(device))
+        self.device = device
+        return self
+
+    def cpu(self) -> CamerasBase:
+        return self.to("cpu")
+
+    def cuda(self) -> CamerasBase:
+        return self.to("cuda")
+
+    # ------------------------------------------------------------------ queries
+
+    def is_perspective(self) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} must implement is_perspective")
+
+    def in_ndc(self) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} must implement in_ndc")
+
+    def get_znear(self) -> torch.Tensor | None:
+        """The near clipping planes ``(N,)``, or None for cameras without one."""
+        return getattr(self, "znear", None)
+
+    def get_image_size(self) -> torch.Tensor | None:
+        """The image sizes ``(N, 2)`` as (height, width), or None (NDC cameras have none)."""
+        return getattr(self, "image_size", None)
+
+    # ------------------------------------------------------------------ transforms
+
+    def get_projection_transform(self, **kwargs: Any) -> Transform3d:
+        """View -> camera (NDC or screen) transform; ``kwargs`` override fields."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_projection_transform")
+
+    def unproject_points(self, xy_depth: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Camera (NDC or screen) coordinates plus depth -> world or view points."""
+        raise NotImplementedError(f"{type(self).__name__} must implement unproject_points")
+
+    def get_world_to_view_transform(self, **kwargs: Any) -> Transform3d:
+        """World -> view transform ``p @ R + T``.
+
+        ``R`` ``(N, 3, 3)`` and ``T`` ``(N, 3)`` in ``kwargs`` override the camera's and, as in
+        PyTorch3D, replace them on the camera.
+        """
+        self.R = self._override("R", kwargs)
+        self.T = self._override("T", kwargs)
+        return _world_to_view(self.R, self.T)
+
+    def get_full_projection_transform(self, **kwargs: Any) -> Transform3d:
+        """World -> camera (NDC or screen) transform; ``kwargs`` override fields."""
+        world_to_view = self.get_world_to_view_transform(**kwargs)
+        return world_to_view.compose(self.get_projection_transform(**kwargs))
+
+    def transform_points(
+        self, points: torch.Tensor, eps: float | None = None, **kwargs: Any
+    ) -> torch.Tensor:
+        """Project world points to camera space (NDC for NDC cameras).
+
+        Args:
+            points: ``(P, 3)`` or ``(N, P, 3)``.
+            eps: optional clamp of the homogeneous divisor, see
+                :meth:`voxrender.Transform3d.transform_points`.
+            **kwargs: field overrides.
+
+        Returns:
+            ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` points).
+        """
+        return self.get_full_projection_transform(**kwargs).transform_points(points, eps=eps)
+
+    def get_ndc_camera_transform(self, **kwargs: Any) -> Transform3d:
+        """Camera space -> PyTorch3D NDC; the identity for cameras defined in NDC."""
+        if self.in_ndc():
+            return Transform3d(dtype=self.dtype, device=self.device)
+        raise NotImplementedError(
+            f"{type(self).__name__} is defined in screen space and must implement "
+            "get_ndc_camera_transform"
+        )
+
+    def transform_points_ndc(
+        self, points: torch.Tensor, eps: float | None = None, **kwargs: Any
+    ) -> torch.Tensor:
+        """Project world points to PyTorch3D's NDC space (``(P, 3)`` or ``(N, P, 3)``)."""
+        transform = self.get_full_projection_transform(**kwargs)
+        if not self.in_ndc():
+            transform = transform.compose(self.get_ndc_camera_transform(**kwargs))
+        return transform.transform_points(points, eps=eps)
+
+    def get_camera_center(self, **kwargs: Any) -> torch.Tensor:
+        """Camera centres in world coordinates ``(N, 3)``: ``-T @ R^T``.
+
+        ``R`` or ``T`` in ``kwargs`` override (and, as in PyTorch3D, replace) the camera's.
+        """
+        self.get_world_to_view_transform(**kwargs)
+        return -torch.matmul(self.T[:, None, :], self.R.transpose(1, 2))[:, 0]
+
+
+class FoVPerspectiveCameras(CamerasBase):
+    """Perspective cameras given by a field of view (OpenGL-style frustum, PyTorch3D's NDC).
+
+    The projection maps view points to NDC with ``x_ndc = x / (tan(fov/2) * aspect_ratio * z)``,
+    ``y_ndc = y / (tan(fov/2) * z)`` and ``z_ndc = zfar / (zfar - znear) * (1 - znear / z)``
+    (0 at ``znear``, 1 at ``zfar``).
+
+    Args:
+        znear: near plane distance(s) ``> 0``: a float, a list or a tensor ``()`` / ``(N,)``.
+        zfar: far plane distance(s) ``> znear``, like ``znear``.
+        aspect_ratio: pixel aspect ratio(s) ``> 0`` (1 for square pixels), like ``znear``.
+        fov: vertical field(s) of view in ``(0, 180)`` degrees (``(0, pi)`` radians), like ``znear``.
+        degrees: whether ``fov`` is in degrees.
+        R: rotations ``(N, 3, 3)`` (world -> view: ``p @ R + T``).
+        T: translations ``(N, 3)``.
+        K: optional projection matrices ``(N, 4, 4)`` (column-vector convention, like
+            PyTorch3D's); when given they replace the matrices built from the fields above.
+        device: where the cameras live; tensors given are moved there.
+
+    Value checks (positivity, ``znear < zfar``, fov range) run at construction for Python
+    numbers and CPU tensors; values of accelerator tensors are not read (no host sync).
+    """
+
+    _FIELDS = ("K", "znear", "zfar", "aspect_ratio", "fov", "R", "T")
+    _SHARED_FIELDS = ("degrees",)
+    _FIELD_SHAPES: ClassVar[dict[str, tuple[int, ...]]] = {
+        "K": (4, 4),
+        "znear": (),
+        "zfar": (),
+        "aspect_ratio": (),
+        "fov": (),
+        "R": (3, 3),
+        "T": (3,),
+    }
+
+    K: torch.Tensor | None
+    znear: torch.Tensor
+    zfar: torch.Tensor
+    aspect_ratio: torch.Tensor
+    fov: torch.Tensor
+
+    def __init__(
+        self,
+        znear: _BatchFloat = 1.0,
+        zfar: _BatchFloat = 100.0,
+        aspect_ratio: _BatchFloat = 1.0,
+        fov: _BatchFloat = 60.0,
+        degrees: bool = True,
+        R: torch.Tensor = _R,
+        T: torch.Tensor = _T,
+        K: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if not isinstance(degrees, bool):
+            raise TypeError(f"degrees: expected a bool, got {describe(degrees)}")
+        self.degrees = degrees
+        self._init_fields(
+            device, K=K, znear=znear, zfar=zfar, aspect_ratio=aspect_ratio, fov=fov, R=R, T=T
+        )
+
+    def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
+        """Positivity, fov range and ``znear < zfar``, for values readable without a sync."""
+        values = {}
+        for name in ("znear", "zfar", "aspect_ratio", "fov"):
+            given, converted = fields.get(name, (getattr(self, name), getattr(self, name)))
+            values[name] = _host_values(given, converted)
+        for name in ("znear", "aspect_ratio"):
+            v = values[name]
+            if v is not None and not bool((v > 0).all()):
+                raise ValueError(f"{name}: expected values > 0, got {_first_bad(v, v > 0):g}")
+        fov = values["fov"]
+        if fov is not None:
+            top, unit = (180.0, "degrees") if self.degrees else (math.pi, "radians")
+            ok = (fov > 0) & (fov < top)
+            if not bool(ok.all()):
+                raise ValueError(
+                    f"fov: expected values in (0, {top:g}) {unit}, got {_first_bad(fov, ok):g}"
+                )
+        near, far = values["znear"], values["zfar"]
+        if near is not None and far is not None:
+            near, far = torch.broadcast_tensors(near.double(), far.double())
+            ok = far > near
+            if not bool(ok.all()):
+                i = int((~ok).nonzero()[0, 0])
+                raise ValueError(
+                    f"zfar: expected values > znear, got zfar={float(far[i]):g} "
+                    f"with znear={float(near[i]):g}"
+                )
+
+    def is_perspective(self) -> bool:
+        return True
+
+    def in_ndc(self) -> bool:
+        return True
+
+    def compute_projection_matrix(
+        self, znear, zfar, fov, aspect_ratio, degrees: bool
+    ) -> torch.Tensor:
+        """Column-vector projection matrices ``K`` ``(N, 4, 4)`` (PyTorch3D's method).
+
+        Args:
+            znear, zfar, fov, aspect_ratio: floats, lists or tensors ``()`` / ``(N,)``; batch
+                sizes 1 and ``len(self)`` broadcast to ``len(self)``.
+            degrees: whether ``fov`` is in degrees.
+        """
+        _check_degrees(degrees)
+        names = ("znear", "zfar", "fov", "aspect_ratio")
+        fields = [
+            self._override(k, {k: v})
+            for k, v in zip(names, (znear, zfar, fov, aspect_ratio), strict=True)
+        ]
+        return _fov_projection(*fields, degrees)[0].transpose(1, 2)
+
+    def get_projection_transform(self, **kwargs: Any) -> Transform3d:
+        """View -> NDC transform (row-vector matrices ``(N, 4, 4)``, i.e. ``K^T``).
+
+        Args:
+            **kwargs: ``znear``, ``zfar``, ``fov``, ``aspect_ratio``, ``degrees`` or ``K``
+                override the camera's fields for this call (other keys are ignored).
+        """
+        K = self._override("K", kwargs)
+        if K is not None:
+            matrix = K.transpose(1, 2)
+            return Transform3d._with_inverse(matrix, lambda: _numerical_inverse(matrix))
+        degrees = kwargs.get("degrees", self.degrees)
+        if not isinstance(degrees, bool):
+            raise TypeError(f"degrees: expected a bool, got {describe(degrees)}")
+        matrix, inverse = _fov_projection(
+            self._override("znear", kwargs),
+            self._override("zfar", kwargs),
+            self._override("fov", kwargs),
+            self._override("aspect_ratio", kwargs),
+            degrees,
+        )
+        return Transform3d._with_inverse(matrix, inverse)
+
+    def unproject_points(
+        self,
+        xy_depth: torch.Tensor,
+        world_coordinates: bool = True,
+        scaled_depth_input: bool = False,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """NDC ``x, y`` plus depth -> world (or view) points; inverts :meth:`transform_points`.
+
+        Args:
+            xy_depth: ``(P, 3)`` or ``(N, P, 3)``: NDC ``x, y`` and the depth (the view-space
+                ``z``, or with ``scaled_depth_input`` the NDC ``z`` in ``[0, 1]``).
+            world_coordinates: return world points (True) or view points (False).
+            scaled_depth_input: whether the depth is already the NDC ``z``.
+            **kwargs: field overrides (used for the whole unprojection, where PyTorch3D uses
+                them only to scale the depth); ``from_ndc`` is accepted and ignored (these
+                cameras are defined in NDC).
+
+        Returns:
+            Points ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` input).
+        """
+        kwargs.pop("from_ndc", None)
+        check_floating(xy_depth, "xy_depth")
+        check_shape(xy_depth, "xy_depth", ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
+        if xy_depth.dtype != self.dtype:
+            raise TypeError(
+                f"xy_depth: expected dtype {self.dtype} (the cameras'), got {xy_depth.dtype}"
+            )
+        check_same_device("xy_depth", xy_depth, self.device)
+        if xy_depth.ndim == 3:
+            broadcast_batch_sizes({"xy_depth.shape[0]": xy_depth.shape[0], "len(cameras)": self._N})
+        projection = self.get_projection_transform(**kwargs)
+        if world_coordinates:
+            to_ndc = self.get_world_to_view_transform(**kwargs).compose(projection)
+        else:
+            to_ndc = projection
+        xy_sdepth = xy_depth
+        if not scaled_depth_input:
+            matrix = projection.get_matrix()  # (N, 4, 4)
+            if xy_depth.ndim == 2 and len(matrix) > 1:
+                xy_depth = xy_depth[None]  # (1, P, 3)
+            shape = (-1,) + (1,) * (xy_depth.ndim - 1)
+            f1 = matrix[:, 2, 2].reshape(shape)  # (N, 1, 1): z_ndc = f1 + f2 / depth
+            f2 = matrix[:, 3, 2].reshape(shape)
+            depth = xy_depth[..., 2:3]  # (N, P, 1)
+            sdepth = (f1 * depth + f2) / depth  # (N, P, 1)
+            xy = xy_depth[..., :2].expand(*sdepth.shape[:-1], 2)
+            xy_sdepth = torch.cat((xy, sdepth), dim=-1)  # (N, P, 3)
+        return to_ndc.inverse().transform_points(xy_sdepth)
+
+
+def _fov_projection(znear, zfar, fov, aspect_ratio, degrees: bool):
+    """Row-vector FoV projection matrices ``(N, 4, 4)`` and a closed-form inverse builder."""
+    znear, zfar, fov, aspect_ratio = torch.broadcast_tensors(znear, zfar, fov, aspect_ratio)
+    if degrees:
+        fov = (math.pi / 180) * fov
+    tan_half = torch.tan(fov / 2)  # (N,)
+    depth_range = zfar - znear
+    f1 = zfar / depth_range  # z_ndc = f1 + f2 / z
+    f2 = -(zfar * znear) / depth_range
+    zero, one = torch.zeros_like(fov), torch.ones_like(fov)
+
+    def build(entries: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+        flat = [entries.get((i, j), zero) for i in range(4) for j in range(4)]
+        return torch.stack(flat, dim=-1).reshape(-1, 4, 4)
+
+    matrix = build(
+        {
+            (0, 0): 1 / (tan_half * aspect_ratio),
+            (1, 1): 1 / tan_half,
+            (2, 2): f1,
+            (2, 3): one,
+            (3, 2): f2,
+        }
+    )
+
+    def inverse() -> torch.Tensor:
+        return build(
+            {
+                (0, 0): tan_half * aspect_ratio,
+                (1, 1): tan_half,
+                (2, 3): -depth_range / (zfar * znear),
+                (3, 2): one,
+                (3, 3): 1 / znear,
+            }
+        )
+
+    return matrix, inverse
+
+
+# ---------------------------------------------------------------------------------------------
+# Look-at helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _broadcast_inputs(
+    scalars: dict[str, object], vectors: dict[str, object], device
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Scalars -> ``(N,)``, 3-vectors -> ``(N, 3)``, in a common dtype on ``device``."""
+    device = _make_device(device)
+    dtype = _user_dtype([*scalars.values(), *vectors.values()])
+    s = {k: as_batched_param(v, k, dtype=dtype, device=device) for k, v in scalars.items()}
+    v = {k: _vector_field(x, k, dtype, device) for k, x in vectors.items()}
+    sizes = {k: t.shape[0] for k, t in (*s.items(), *v.items())}
+    n = broadcast_batch_sizes(sizes)
+    return {k: _expand(t, n) for k, t in s.items()}, {k: _expand(t, n) for k, t in v.items()}
+
+
+def _check_degrees(degrees: object) -> None:
+    if not isinstance(degrees, bool):
+        raise TypeError(f"degrees: expected a bool, got {describe(degrees)}")
+
+
+def _spherical_to_position(dist, elev, azim, degrees: bool) -> torch.Tensor:  # (N, 3)
+    if degrees:
+        elev = math.pi / 180.0 * elev
+        azim = math.pi / 180.0 * azim
+    x = dist * torch.cos(elev) * torch.sin(azim)
+    y = dist * torch.sin(elev)
+    z = dist * torch.cos(elev) * torch.cos(azim)
+    return torch.stack((x, y, z), dim=1)
+
+
+def camera_position_from_spherical_angles(
+    distance: _BatchFloat,
+    elevation: _BatchFloat,
+    azimuth: _BatchFloat,
+    degrees: bool = True,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Points on spheres around the origin: ``(d cos(e) sin(a), d sin(e), d cos(e) cos(a))``.
+
+    Args:
+        distance: radii (a float, a list or a tensor ``()`` / ``(N,)``).
+        elevation: angles above the XZ plane, like ``distance``.
+        azimuth: angles about +Y from +Z, like ``distance``.
+        degrees: whether the angles are in degrees.
+        device: output device (tensors given are moved there).
+
+    Returns:
+        Positions ``(N, 3)``.
+    """
+    _check_degrees(degrees)
+    s, _ = _broadcast_inputs(
+        {"distance": distance, "elevation": elevation, "azimuth": azimuth}, {}, device
+    )
+    return _spherical_to_position(s["distance"], s["elevation"], s["azimuth"], degrees)
+
+
+def _normalize(v: torch.Tensor) -> torch.Tensor:
+    """``v / max(|v|, 1e-5)`` along the last dimension (PyTorch3D's look-at normalisation)."""
+    return torch.nn.functional.normalize(v, dim=1, eps=1e-5)
+
+
+def _look_at_rotation(position: torch.Tensor, at: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    z_axis = _normalize(at - position)  # (N, 3)
+    side = torch.cross(up, z_axis, dim=1)  # (N, 3)
+    length = side.norm(dim=1, keepdim=True)  # (N, 1)
+    # PyTorch3D's x axis wherever |up x z| >= 1e-5. Below that (``up`` nearly parallel to the
+    # viewing direction) PyTorch3D's result is not always a rotation; there the direction of
+    # ``up x z`` is normalised exactly instead (what PyTorch3D's own fallback computes when it
+    # triggers), and where it vanishes altogether a fixed world axis orthogonalised against z.
+    tiny = torch.finfo(side.dtype).tiny
+    exact = side / torch.where(length > tiny, length, torch.ones_like(length))
+    helper = torch.zeros_like(z_axis)
+    near_x = z_axis[:, :1].abs() > 0.9  # (N, 1)
+    helper[:, 0] = 1.0
+    helper = torch.where(near_x, helper.roll(2, dims=1), helper)  # (1, 0, 0) or (0, 0, 1)
+    fixed = _normalize(helper - (helper * z_axis).sum(1, keepdim=True) * z_axis)
+    x_axis = torch.where(length >= 1e-5, _normalize(side), torch.where(length > tiny, exact, fixed))
+    y_axis = _normalize(torch.cross(z_axis, x_axis, dim=1))
+    return torch.stack((x_axis, y_axis, z_axis), dim=2)  # columns are the camera axes
+
+
+def look_at_rotation(
+    camera_position, at=((0, 0, 0),), up=((0, 1, 0),), device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """World -> view rotations of cameras at ``camera_position`` looking at ``at``.
+
+    Args:
+        camera_position: ``(N, 3)`` (tensor or nested sequence; ``(3,)`` means one camera).
+        at: points looked at, ``(N, 3)`` or ``(1, 3)``.
+        up: up directions, ``(N, 3)`` or ``(1, 3)``.
+        device: output device (tensors given are moved there).
+
+    Returns:
+        Rotations ``(N, 3, 3)`` whose columns are the camera's x, y, z axes in world space.
+    """
+    _, v = _broadcast_inputs({}, {"camera_position": camera_position, "at": at, "up": up}, device)
+    return _look_at_rotation(v["camera_position"], v["at"], v["up"])
+
+
+def look_at_view_transform(
+    dist: _BatchFloat = 1.0,
+    elev: _BatchFloat = 0.0,
+    azim: _BatchFloat = 0.0,
+    degrees: bool = True,
+    eye=None,
+    at=((0, 0, 0),),
+    up=((0, 1, 0),),
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``R, T`` of cameras looking at ``at``, placed by spherical angles around it or at ``eye``.
+
+    Args:
+        dist: distances from ``at`` (a float, a list or a tensor ``()`` / ``(N,)``).
+        elev: elevations, like ``dist``.
+        azim: azimuths, like ``dist``.
+        degrees: whether the angles are in degrees.
+        eye: camera positions ``(N, 3)``; when given, ``dist``, ``elev`` and ``azim`` are ignored.
+        at: points looked at, ``(N, 3)`` or ``(1, 3)``.
+        up: up directions, ``(N, 3)`` or ``(1, 3)``.
+        device: output device (tensors given are moved there).
+
+    Returns:
+        ``R`` ``(N, 3, 3)`` and ``T`` ``(N, 3)`` for :class:`FoVPerspectiveCameras`.
+    """
+    _check_degrees(degrees)
+    if eye is not None:
+        _, v = _broadcast_inputs({}, {"eye": eye, "at": at, "up": up}, device)
+        position = v["eye"]
+    else:
+        s, v = _broadcast_inputs(
+            {"dist": dist, "elev": elev, "azim": azim}, {"at": at, "up": up}, device
+        )
+        position = _spherical_to_position(s["dist"], s["elev"], s["azim"], degrees) + v["at"]
+    R = _look_at_rotation(position, v["at"], v["up"])
+    T = -torch.matmul(R.transpose(1, 2), position[:, :, None])[:, :, 0]
+    return R, T

@@ -1,8 +1,463 @@
-"""STUB: being written. Replace this whole file."""
+"""Batched 3D transforms in PyTorch3D's row-vector convention (``Transform3d`` and friends).
 
-__all__ = ['Rotate', 'Scale', 'Transform3d', 'Translate']
+A transform is a batch of ``4 x 4`` matrices ``M`` that act on row vectors:
+``[x', y', z', w'] = [x, y, z, 1] @ M`` and the transformed point is ``[x', y', z'] / w'``. For an
+affine map the linear part sits in ``M[:3, :3]`` and the translation in the last row ``M[3, :3]``.
 
-Rotate = None  # stub
-Scale = None  # stub
-Transform3d = None  # stub
-Translate = None  # stub
+``a.compose(b)`` applies ``a`` first, then ``b`` (its matrix is ``M_a @ M_b``). Composition is
+eager, so :meth:`Transform3d.get_matrix` only returns a stored tensor; each transform also keeps
+its factors and how to invert each of them, so :meth:`Transform3d.inverse` of a composition of
+translations, rotations and scalings needs no matrix inversion (like PyTorch3D's default
+``invert_composed=False``). Batch sizes 1 and ``N`` broadcast everywhere.
+
+Dimensions:
+    ``N``: transforms in the batch (1 broadcasts against any batch size).
+    ``P``: points per batch element.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+
+from ._checks import (
+    broadcast_batch_sizes,
+    check_floating,
+    check_positive_number,
+    check_same_device,
+    check_shape,
+    describe,
+)
+
+__all__ = ["Rotate", "Scale", "Transform3d", "Translate"]
+
+# One factor of a composed transform: its matrix (N, 4, 4) and, when known in closed form, a
+# function returning the inverse matrix (None: invert numerically).
+_Factor = tuple[torch.Tensor, "Callable[[], torch.Tensor] | None"]
+
+
+def _make_device(device: torch.device | str | None, name: str = "device") -> torch.device:
+    """A ``torch.device``, with the current CUDA index filled in (as PyTorch3D does)."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name}: expected a str or torch.device, got {describe(device)}")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name}: expected a floating-point torch.dtype, got {dtype!r}")
+    return dtype
+
+
+def _affine_matrix(linear: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """Row-vector affine matrices ``[[linear, 0], [translation, 1]]`` ``(N, 4, 4)``.
+
+    Args:
+        linear: ``(N, 3, 3)`` (acts as ``p @ linear``).
+        translation: ``(N, 3)``.
+    """
+    n = max(linear.shape[0], translation.shape[0])
+    linear = linear.expand(n, 3, 3)
+    translation = translation.expand(n, 3)
+    top = torch.cat((linear, linear.new_zeros(n, 3, 1)), dim=2)  # (N, 3, 4)
+    bottom = torch.cat((translation, translation.new_ones(n, 1)), dim=1)  # (N, 4)
+    return torch.cat((top, bottom[:, None]), dim=1)
+
+
+def _broadcast_matmul(a: torch.Tensor, b: torch.Tensor, what: str = "transforms") -> torch.Tensor:
+    """``a @ b`` for stacks of matrices whose batch sizes are 1 or a common ``N``."""
+    if a.shape[0] != b.shape[0] and 1 not in (a.shape[0], b.shape[0]):
+        raise ValueError(
+            f"{what}: expected batch sizes that broadcast (equal, or one of them 1), "
+            f"got {a.shape[0]} and {b.shape[0]}"
+        )
+    return torch.matmul(a, b)
+
+
+def _numerical_inverse(matrix: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``(N, 4, 4)`` matrices; on accelerators without an error check (no sync)."""
+    if matrix.device.type == "cpu":
+        return torch.linalg.inv(matrix)
+    return torch.linalg.inv_ex(matrix).inverse
+
+
+def _factor_inverse(factor: _Factor) -> torch.Tensor:
+    matrix, inverse_fn = factor
+    return inverse_fn() if inverse_fn is not None else _numerical_inverse(matrix)
+
+
+class Transform3d:
+    """A batch of ``N`` projective 3D transforms (row vectors: ``[p, 1] @ M``).
+
+    Args:
+        dtype: dtype of the identity transform made when ``matrix`` is None.
+        device: device of the identity transform made when ``matrix`` is None.
+        matrix: ``(4, 4)`` or ``(N, 4, 4)``; when given, its dtype and device are used.
+    """
+
+    def __init__(
+        self,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        matrix: torch.Tensor | None = None,
+    ) -> None:
+        if matrix is None:
+            _check_float_dtype(dtype)
+            eye = torch.eye(4, dtype=dtype, device=_make_device(device)).view(1, 4, 4)
+            self._set(eye, ((eye, lambda: eye),))
+        else:
+            check_floating(matrix, "matrix")
+            check_shape(matrix, "matrix", ndim=(2, 3), last=(4, 4), spec="(4, 4) or (N, 4, 4)")
+            matrix = matrix.reshape(-1, 4, 4)
+            self._set(matrix, ((matrix, None),))
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _set(self, matrix: torch.Tensor, factors: tuple[_Factor, ...]) -> None:
+        self._matrix = matrix
+        self._factors = factors
+        self.device = _make_device(matrix.device)
+        self.dtype = matrix.dtype
+
+    @classmethod
+    def _from_factors(cls, factors: Sequence[_Factor]) -> Transform3d:
+        """A plain ``Transform3d`` composing ``factors`` left to right."""
+        matrix = factors[0][0]
+        for other, _ in factors[1:]:
+            matrix = _broadcast_matmul(matrix, other)
+        out = Transform3d.__new__(Transform3d)
+        out._set(matrix, tuple(factors))
+        return out
+
+    @classmethod
+    def _with_inverse(
+        cls, matrix: torch.Tensor, inverse_fn: Callable[[], torch.Tensor]
+    ) -> Transform3d:
+        """A transform with matrix ``(N, 4, 4)`` whose inverse ``inverse_fn`` computes."""
+        return cls._from_factors(((matrix, inverse_fn),))
+
+    # ------------------------------------------------------------------ batch and accessors
+
+    def __len__(self) -> int:
+        return self._matrix.shape[0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(N={len(self)}, dtype={self.dtype}, device={self.device})"
+
+    def __getitem__(self, index: int | list[int] | slice | torch.Tensor) -> Transform3d:
+        """Select transforms by an int, a list of ints, a slice, or a Long/Bool tensor.
+
+        The batch dimension is kept (an int selects a batch of one). Tensors are not copied.
+        """
+        n = len(self)
+        if isinstance(index, bool) or not isinstance(index, (int, list, slice, torch.Tensor)):
+            raise TypeError(
+                f"index: expected an int, a list of ints, a slice or a Long/Bool tensor, "
+                f"got {describe(index)}"
+            )
+        if isinstance(index, int):
+            index = [index]
+        if isinstance(index, list):
+            bad = [i for i in index if isinstance(i, bool) or not isinstance(i, int)]
+            if bad:
+                raise TypeError(f"index: expected a list of ints, got {index!r}")
+            out = [i for i in index if not -n <= i < n]
+            if out:
+                raise IndexError(f"index: expected indices in [{-n}, {n}), got {out[0]}")
+        return Transform3d(matrix=self._matrix[index])
+
+    def get_matrix(self) -> torch.Tensor:
+        """The composed matrices ``(N, 4, 4)`` (row-vector convention).
+
+        This is the transform's own tensor (no copy, no work): do not modify it in place.
+        """
+        return self._matrix
+
+    # ------------------------------------------------------------------ algebra
+
+    def compose(self, *others: Transform3d) -> Transform3d:
+        """The transform applying ``self`` first, then each of ``others`` in order."""
+        for i, other in enumerate(others):
+            if not isinstance(other, Transform3d):
+                raise TypeError(f"others[{i}]: expected a Transform3d, got {describe(other)}")
+            if other.dtype != self.dtype:
+                raise TypeError(
+                    f"others[{i}]: expected dtype {self.dtype} (this transform's), got {other.dtype}"
+                )
+            check_same_device(f"others[{i}]", other._matrix, self.device)
+        factors = list(self._factors)
+        for other in others:
+            factors.extend(other._factors)
+        return Transform3d._from_factors(factors)
+
+    def inverse(self, invert_composed: bool = False) -> Transform3d:
+        """The inverse transform.
+
+        Args:
+            invert_composed: if True, invert the composed matrix numerically; if False (default),
+                invert each factor (in closed form for translations, rotations and scalings) and
+                compose the inverses in reverse order.
+        """
+        if invert_composed or (len(self._factors) == 1 and self._factors[0][1] is None):
+            matrix = self._matrix
+            return Transform3d._with_inverse(_numerical_inverse(matrix), lambda: matrix)
+        inverted: list[_Factor] = []
+        for factor in reversed(self._factors):
+            forward = factor[0]
+            inverted.append((_factor_inverse(factor), lambda forward=forward: forward))
+        return Transform3d._from_factors(inverted)
+
+    def stack(self, *others: Transform3d) -> Transform3d:
+        """Concatenate the batches of ``self`` and ``others`` (``len`` adds up)."""
+        for i, other in enumerate(others):
+            if not isinstance(other, Transform3d):
+                raise TypeError(f"others[{i}]: expected a Transform3d, got {describe(other)}")
+        return Transform3d(matrix=torch.cat([t._matrix for t in (self, *others)], dim=0))
+
+    # ------------------------------------------------------------------ application
+
+    def _check_points(self, points: torch.Tensor, name: str) -> torch.Tensor:
+        check_floating(points, name)
+        check_shape(points, name, ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
+        if points.dtype != self.dtype:
+            raise TypeError(
+                f"{name}: expected dtype {self.dtype} (the transform's), got {points.dtype}"
+            )
+        check_same_device(name, points, self.device)
+        if points.ndim == 3:
+            broadcast_batch_sizes(
+                {f"{name}.shape[0]": points.shape[0], "len(transform)": len(self)}
+            )
+        return points
+
+    @staticmethod
+    def _unbatch(out: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        # (P, 3) points through a single transform come back as (P, 3), like PyTorch3D.
+        return out[0] if points.ndim == 2 and out.shape[0] == 1 else out
+
+    def transform_points(self, points: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+        """Apply the transforms to points, with the homogeneous divide.
+
+        Args:
+            points: ``(P, 3)`` or ``(N, P, 3)`` (a batch of 1 broadcasts either way).
+            eps: if given, the homogeneous coordinate ``w`` is replaced by
+                ``sign(w) * max(|w|, eps)`` (``w == 0`` counting as positive) before dividing.
+
+        Returns:
+            ``(N, P, 3)``, or ``(P, 3)`` when both the points are ``(P, 3)`` and ``N == 1``.
+        """
+        self._check_points(points, "points")
+        if eps is not None:
+            check_positive_number(eps, "eps", allow_zero=True)
+        matrix = self._matrix
+        out = torch.matmul(points, matrix[:, :3, :]) + matrix[:, 3:, :]  # (N, P, 4)
+        denom = out[..., 3:]  # (N, P, 1)
+        if eps is not None:
+            sign = torch.where(denom >= 0, 1.0, -1.0).to(denom.dtype)
+            denom = sign * denom.abs().clamp(min=eps)
+        return self._unbatch(out[..., :3] / denom, points)
+
+    def transform_normals(self, normals: torch.Tensor) -> torch.Tensor:
+        """Apply the transforms to normal vectors (by the inverse transpose of the linear part).
+
+        Args:
+            normals: ``(P, 3)`` or ``(N, P, 3)``.
+
+        Returns:
+            ``(N, P, 3)``, or ``(P, 3)`` when both the normals are ``(P, 3)`` and ``N == 1``.
+        """
+        self._check_points(normals, "normals")
+        inverse = self.inverse().get_matrix()[:, :3, :3]  # (N, 3, 3)
+        out = torch.matmul(normals, inverse.transpose(1, 2))  # (N, P, 3)
+        return self._unbatch(out, normals)
+
+    # ------------------------------------------------------------------ builders
+
+    def translate(self, *args, **kwargs) -> Transform3d:
+        """``self`` followed by ``Translate(*args, **kwargs)``."""
+        return self.compose(Translate(*args, dtype=self.dtype, device=self.device, **kwargs))
+
+    def scale(self, *args, **kwargs) -> Transform3d:
+        """``self`` followed by ``Scale(*args, **kwargs)``."""
+        return self.compose(Scale(*args, dtype=self.dtype, device=self.device, **kwargs))
+
+    def rotate(self, *args, **kwargs) -> Transform3d:
+        """``self`` followed by ``Rotate(*args, **kwargs)``."""
+        return self.compose(Rotate(*args, dtype=self.dtype, device=self.device, **kwargs))
+
+    # ------------------------------------------------------------------ devices and copies
+
+    def clone(self) -> Transform3d:
+        """A copy with its own tensors (still attached to the autograd graph)."""
+        factors = tuple((m.clone(), fn) for m, fn in self._factors)
+        out = Transform3d.__new__(Transform3d)
+        out._set(self._matrix.clone(), factors)
+        return out
+
+    def to(
+        self, device: torch.device | str, copy: bool = False, dtype: torch.dtype | None = None
+    ) -> Transform3d:
+        """This transform on ``device`` (and in ``dtype``); ``self`` if nothing changes and not ``copy``."""
+        device = _make_device(device)
+        dtype = self.dtype if dtype is None else _check_float_dtype(dtype)
+        if not copy and device == self.device and dtype == self.dtype:
+            return self
+        source = self.clone() if copy else self
+
+        def moved(fn):
+            return None if fn is None else (lambda: fn().to(device=device, dtype=dtype))
+
+        factors = tuple((m.to(device=device, dtype=dtype), moved(fn)) for m, fn in source._factors)
+        out = Transform3d.__new__(Transform3d)
+        out._set(source._matrix.to(device=device, dtype=dtype), factors)
+        return out
+
+    def cpu(self) -> Transform3d:
+        return self.to("cpu")
+
+    def cuda(self) -> Transform3d:
+        return self.to("cuda")
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementary transforms
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve(
+    values: Sequence[object], dtype: torch.dtype | None, device: torch.device | str | None
+) -> tuple[torch.dtype, torch.device]:
+    """dtype and device of a transform built from ``values`` (tensors lead, else float32 / CPU)."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if dtype is None:
+        dtype = torch.float32
+        floating = [t.dtype for t in tensors if t.is_floating_point()]
+        if floating:
+            dtype = floating[0]
+            for other in floating[1:]:
+                dtype = torch.promote_types(dtype, other)
+    else:
+        _check_float_dtype(dtype)
+    if device is None:
+        device = tensors[0].device if tensors else torch.device("cpu")
+    return dtype, _make_device(device)
+
+
+def _coordinate(value: object, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A float or a tensor of shape () or (N,) -> a (N,) tensor."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
+        check_shape(value, name, ndim=(0, 1), spec="() or (N,)")
+        return value.reshape(-1).to(device=device, dtype=dtype)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number or a tensor, got {describe(value)}")
+    return torch.tensor([float(value)], dtype=dtype, device=device)
+
+
+def _xyz(owner: str, x, y, z, dtype, device, *, allow_singleton: bool) -> torch.Tensor:  # (N, 3)
+    """PyTorch3D's argument forms for Translate/Scale: an (N, 3) tensor, or x, y, z (scalars/(N,))."""
+    if isinstance(x, torch.Tensor) and x.ndim == 2:
+        if y is not None or z is not None:
+            raise ValueError(
+                f"{owner}: expected y and z to be None when x is an (N, 3) tensor, got y={describe(y)}, z={describe(z)}"
+            )
+        check_shape(x, "x", last=(3,), spec="(N, 3)")
+        if not x.is_floating_point():
+            raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
+        dtype, device = _resolve([x], dtype, device)
+        return x.to(device=device, dtype=dtype)
+    if y is None and z is None and allow_singleton:
+        y = z = x
+    if y is None or z is None:
+        raise TypeError(
+            f"{owner}: expected x, y and z (or one (N, 3) tensor), got y={describe(y)}, z={describe(z)}"
+        )
+    dtype, device = _resolve([x, y, z], dtype, device)
+    coords = [_coordinate(v, k, dtype, device) for k, v in (("x", x), ("y", y), ("z", z))]
+    n = broadcast_batch_sizes({k: c.shape[0] for k, c in zip("xyz", coords, strict=True)})
+    return torch.stack([c.expand(n) for c in coords], dim=1)
+
+
+class Translate(Transform3d):
+    """Translations: ``p -> p + t``.
+
+    Args:
+        x: an ``(N, 3)`` tensor of offsets (then ``y`` and ``z`` stay None), or the x offsets
+            (a number or a tensor of shape ``()`` / ``(N,)``).
+        y, z: the y and z offsets, like ``x``.
+        dtype: output dtype; None (default) follows the tensor arguments (float32 without any).
+            PyTorch3D defaults to float32 and casts tensors to it.
+        device: output device; None follows the tensor arguments (CPU without any).
+    """
+
+    def __init__(self, x, y=None, z=None, dtype: torch.dtype | None = None, device=None) -> None:
+        offset = _xyz("Translate", x, y, z, dtype, device, allow_singleton=False)  # (N, 3)
+        eye = torch.eye(3, dtype=offset.dtype, device=offset.device)[None]
+        matrix = _affine_matrix(eye, offset)
+        self._set(matrix, ((matrix, lambda: _affine_matrix(eye, -offset)),))
+
+
+class Scale(Transform3d):
+    """Axis-aligned scalings: ``p -> p * s``.
+
+    Args:
+        x: an ``(N, 3)`` tensor of factors, or the x factors (a number or a ``()`` / ``(N,)``
+            tensor); alone, it scales all three axes.
+        y, z: the y and z factors, like ``x``.
+        dtype: output dtype; None (default) follows the tensor arguments (float32 without any).
+        device: output device; None follows the tensor arguments (CPU without any).
+    """
+
+    def __init__(self, x, y=None, z=None, dtype: torch.dtype | None = None, device=None) -> None:
+        factors = _xyz("Scale", x, y, z, dtype, device, allow_singleton=True)  # (N, 3)
+        ones = factors.new_ones(factors.shape[0], 1)
+        matrix = torch.diag_embed(torch.cat((factors, ones), dim=1))
+        self._set(matrix, ((matrix, lambda: torch.diag_embed(torch.cat((1 / factors, ones), 1))),))
+
+
+class Rotate(Transform3d):
+    """Rotations: ``p -> p @ R`` (row vectors).
+
+    Args:
+        R: ``(3, 3)`` or ``(N, 3, 3)`` rotation matrices. On the CPU, matrices that are not
+            orthonormal with determinant 1 (within ``orthogonal_tol``) raise a warning, as in
+            PyTorch3D; on accelerators the check is skipped (it would need a host sync).
+        dtype: output dtype; None (default) keeps ``R``'s.
+        device: output device; None (default) keeps ``R``'s.
+        orthogonal_tol: tolerance of the orthogonality check.
+    """
+
+    def __init__(
+        self,
+        R: torch.Tensor,
+        dtype: torch.dtype | None = None,
+        device=None,
+        orthogonal_tol: float = 1e-5,
+    ) -> None:
+        check_floating(R, "R")
+        check_shape(R, "R", ndim=(2, 3), last=(3, 3), spec="(3, 3) or (N, 3, 3)")
+        check_positive_number(orthogonal_tol, "orthogonal_tol", allow_zero=True)
+        dtype, device = _resolve([R], dtype, device)
+        rot = R.reshape(-1, 3, 3).to(device=device, dtype=dtype)
+        if rot.device.type == "cpu" and not torch.compiler.is_compiling():
+            _warn_if_not_rotation(rot, orthogonal_tol)
+        zero = rot.new_zeros(1, 3)
+        matrix = _affine_matrix(rot, zero)
+        self._set(matrix, ((matrix, lambda: matrix.transpose(1, 2)),))
+
+
+def _warn_if_not_rotation(rot: torch.Tensor, tol: float) -> None:
+    """Warn (like PyTorch3D) when some ``rot`` ``(N, 3, 3)`` is not a proper rotation."""
+    with torch.no_grad():
+        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+        orthogonal = torch.allclose(rot @ rot.transpose(1, 2), eye.expand_as(rot), atol=tol)
+        det = torch.linalg.det(rot)
+        proper = torch.allclose(det, torch.ones_like(det))
+    if not (orthogonal and proper):
+        warnings.warn("R: expected valid rotation matrices, got some that are not", stacklevel=3)

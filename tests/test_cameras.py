@@ -1,0 +1,680 @@
+"""Tests for voxrender.cameras: FoVPerspectiveCameras, the camera batch, and the look-at helpers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import DEVICES, DTYPES, assert_close, case_names, load_case
+from hypothesis import given
+from hypothesis import strategies as st
+
+from voxrender import (
+    CamerasBase,
+    FoVPerspectiveCameras,
+    Transform3d,
+    camera_position_from_spherical_angles,
+    get_world_to_view_transform,
+    look_at_rotation,
+    look_at_view_transform,
+    so3_exp_map,
+)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _cameras(n=3, dtype=torch.float32, device="cpu", seed=0, **kwargs) -> FoVPerspectiveCameras:
+    g = torch.Generator().manual_seed(seed)
+    R = so3_exp_map(torch.randn(n, 3, generator=g, dtype=torch.float64))
+    T = torch.randn(n, 3, generator=g, dtype=torch.float64) + torch.tensor(
+        [0.0, 0.0, 6.0], dtype=torch.float64
+    )
+    return FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype), device=device, **kwargs)
+
+
+def _fixture_calls(cams, inputs) -> dict[str, torch.Tensor]:
+    """Exactly the calls the fixtures' README lists for kind ``cameras_fov``."""
+    points = inputs["points"]
+    return {
+        "projection_matrix": cams.get_projection_transform().get_matrix(),
+        "world_to_view_matrix": cams.get_world_to_view_transform().get_matrix(),
+        "full_projection_matrix": cams.get_full_projection_transform().get_matrix(),
+        "transform_points": cams.transform_points(points),
+        "unproject_world": cams.unproject_points(inputs["xy_depth"], world_coordinates=True),
+        "unproject_view": cams.unproject_points(inputs["xy_depth"], world_coordinates=False),
+        "unproject_scaled": cams.unproject_points(
+            inputs["xy_scaled_depth"], scaled_depth_input=True
+        ),
+        "camera_center": cams.get_camera_center(),
+        "getitem_transform_points": cams[[2, 0]].transform_points(points[[2, 0]]),
+    }
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.mark.parametrize("name", case_names("cameras_fov"))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fixture_cameras_fov(name, dtype):
+    config, inputs, outputs, _ = load_case(name)
+    inputs = {k: v.to(dtype) for k, v in inputs.items()}
+    cams = FoVPerspectiveCameras(
+        R=inputs["camera.R"], T=inputs["camera.T"], **config["camera_kwargs"]
+    )
+    got = _fixture_calls(cams, inputs)
+    assert set(got) == set(outputs)
+    for key, value in got.items():
+        assert value.dtype == dtype, key
+        # float64 results are judged by the float32 tolerance: the fixtures are float32.
+        assert_close(value, outputs[key], dtype=torch.float32, msg=f"{name}/{key}")
+
+
+@pytest.mark.parametrize("name", case_names("look_at"))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fixture_look_at(name, dtype):
+    config, inputs, outputs, _ = load_case(name)
+    inputs = {k: v.to(dtype) for k, v in inputs.items()}
+    R, T = look_at_view_transform(degrees=config["degrees"], **inputs)
+    position = camera_position_from_spherical_angles(
+        inputs["dist"], inputs["elev"], inputs["azim"], degrees=config["degrees"]
+    )
+    for key, value in {"R": R, "T": T, "camera_position": position}.items():
+        assert value.dtype == dtype
+        if dtype == torch.float64 and name == "look_at_3":
+            # Straight above the target: the float32 fixture's rotation is fixed by how float32
+            # rounds cos(90 deg); only check it is still a rotation looking down.
+            continue
+        assert_close(value, outputs[key], dtype=torch.float32, msg=f"{name}/{key}")
+
+
+def test_look_at_up_exactly_along_view_gives_a_rotation():
+    # PyTorch3D returns a zero x axis here; we fall back to a fixed world axis.
+    for position, up in (([[0.0, 5.0, 0.0]], ((0, 1, 0),)), ([[5.0, 0.0, 0.0]], ((1, 0, 0),))):
+        R = look_at_rotation(torch.tensor(position), up=up)[0]
+        assert_close(R @ R.T, torch.eye(3), atol=1e-6)
+        assert_close(torch.linalg.det(R), torch.tensor(1.0))
+        assert_close(R[:, 2], -torch.tensor(position[0]) / 5.0)
+
+
+def test_look_at_straight_down_is_still_a_rotation():
+    R, T = look_at_view_transform(dist=torch.tensor(2.0, dtype=torch.float64), elev=90.0, azim=0.0)
+    assert_close(R[0] @ R[0].T, torch.eye(3, dtype=torch.float64), atol=1e-9)
+    assert_close(R[0][:, 2], torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64), atol=1e-9)
+    assert_close(T, torch.tensor([[0.0, 0.0, 2.0]], dtype=torch.float64), atol=1e-9)
+
+
+# --------------------------------------------------------------------------- smoke and batch
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_attributes_dtype_device(device, dtype):
+    cams = _cameras(3, dtype, device, fov=[50.0, 60.0, 70.0])
+    assert len(cams) == 3 and cams.R.shape == (3, 3, 3) and cams.T.shape == (3, 3)
+    for name in ("znear", "zfar", "aspect_ratio", "fov"):
+        value = getattr(cams, name)
+        assert value.shape == (3,) and value.dtype == dtype and value.device.type == device
+    assert cams.R.dtype == dtype and cams.device.type == device and cams.degrees is True
+    assert cams.is_perspective() and cams.in_ndc() and cams.get_image_size() is None
+    assert cams.get_znear() is cams.znear
+    points = torch.randn(3, 5, 3, dtype=dtype, device=device)
+    for out in (
+        cams.transform_points(points),
+        cams.unproject_points(points, world_coordinates=True, from_ndc=True),
+        cams.transform_points_ndc(points),
+    ):
+        assert out.shape == (3, 5, 3) and out.dtype == dtype and out.device.type == device
+    center = cams.get_camera_center()
+    assert center.shape == (3, 3) and center.dtype == dtype
+    assert cams.get_ndc_camera_transform().get_matrix().dtype == dtype
+
+
+def test_defaults_match_pytorch3d():
+    cams = FoVPerspectiveCameras()
+    assert len(cams) == 1 and cams.dtype == torch.float32 and cams.device == torch.device("cpu")
+    assert torch.equal(cams.R, torch.eye(3)[None]) and torch.equal(cams.T, torch.zeros(1, 3))
+    assert cams.znear.tolist() == [1.0] and cams.zfar.tolist() == [100.0]
+    assert cams.fov.tolist() == [60.0] and cams.aspect_ratio.tolist() == [1.0]
+    assert cams.K is None and isinstance(cams, CamerasBase)
+
+
+def test_dtype_follows_tensors_not_defaults():
+    cams = FoVPerspectiveCameras(fov=torch.tensor([45.0], dtype=torch.float64))
+    assert cams.dtype == torch.float64 and cams.R.dtype == torch.float64
+    mixed = FoVPerspectiveCameras(R=torch.eye(3)[None], T=torch.zeros(1, 3, dtype=torch.float64))
+    assert mixed.R.dtype == torch.float64
+
+
+def test_batch_sizes_broadcast():
+    cams = FoVPerspectiveCameras(
+        R=torch.eye(3)[None], T=torch.randn(4, 3), znear=[0.5, 1.0, 1.5, 2.0]
+    )
+    assert len(cams) == 4 and cams.R.shape == (4, 3, 3) and cams.fov.shape == (4,)
+    assert cams.get_projection_transform().get_matrix().shape == (4, 4, 4)
+
+
+def test_single_points_through_batch():
+    cams = _cameras(3)
+    p = torch.randn(5, 3)
+    assert cams.transform_points(p).shape == (3, 5, 3)
+    assert cams.unproject_points(torch.rand(5, 3) + 1).shape == (3, 5, 3)
+    one = _cameras(1)
+    assert one.transform_points(p).shape == (5, 3)
+    assert one.unproject_points(p + torch.tensor([0.0, 0.0, 3.0])).shape == (5, 3)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [1, -1, [2, 0], torch.tensor([2, 0]), torch.tensor([True, False, True])],
+    ids=["int", "negative", "list", "long", "bool"],
+)
+def test_getitem_selects_cameras(index):
+    cams = _cameras(3, fov=[40.0, 50.0, 60.0], znear=[0.5, 1.0, 2.0])
+    sub = cams[index]
+    rows = [index] if isinstance(index, int) else index
+    assert isinstance(sub, FoVPerspectiveCameras) and sub.degrees == cams.degrees
+    for name in ("R", "T", "fov", "znear", "zfar", "aspect_ratio"):
+        assert torch.equal(getattr(sub, name), getattr(cams, name)[rows]), name
+
+
+def test_getitem_keeps_K_and_gradients():
+    K = FoVPerspectiveCameras(fov=[40.0, 50.0]).compute_projection_matrix(
+        1.0, 10.0, [40.0, 50.0], 1.0, True
+    )
+    R = torch.eye(3).repeat(2, 1, 1).requires_grad_(True)
+    cams = FoVPerspectiveCameras(R=R, K=K)
+    sub = cams[1]
+    assert torch.equal(sub.K, K[1:])
+    sub.transform_points(torch.randn(4, 3)).sum().backward()
+    assert R.grad is not None and R.grad[0].abs().sum() == 0 and R.grad[1].abs().sum() > 0
+
+
+def test_clone_and_to():
+    cams = _cameras(2)
+    copy = cams.clone()
+    assert (
+        copy is not cams and torch.equal(copy.R, cams.R) and copy.R.data_ptr() != cams.R.data_ptr()
+    )
+    assert cams.to("cpu") is cams and cams.cpu() is cams
+
+
+@needs_cuda
+def test_cuda_round_trip():
+    cams = _cameras(2)
+    points = torch.randn(2, 5, 3)
+    expected = cams.transform_points(points)
+    moved = cams.clone().cuda()
+    assert moved.device.type == "cuda" and moved.R.is_cuda and moved.fov.is_cuda
+    assert_close(moved.transform_points(points.cuda()).cpu(), expected)
+    on_gpu = FoVPerspectiveCameras(R=cams.R, T=cams.T, device="cuda")
+    assert on_gpu.R.is_cuda
+
+
+# --------------------------------------------------------------------------- analytic cases
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_projection_of_frustum_corners(dtype):
+    cams = FoVPerspectiveCameras(
+        znear=0.5, zfar=8.0, fov=70.0, aspect_ratio=1.5, T=torch.zeros(1, 3, dtype=dtype)
+    )
+    half = math.tan(math.radians(35.0))
+    for z in (0.5, 2.0, 8.0):
+        corner = torch.tensor([[half * 1.5 * z, half * z, z]], dtype=dtype)
+        ndc = cams.transform_points(corner)[0]
+        z_ndc = 8.0 / 7.5 * (1 - 0.5 / z)
+        assert_close(ndc, torch.tensor([1.0, 1.0, z_ndc], dtype=dtype))
+
+
+def test_radians_equal_degrees():
+    a = FoVPerspectiveCameras(fov=50.0)
+    b = FoVPerspectiveCameras(fov=math.radians(50.0), degrees=False)
+    assert_close(
+        a.get_projection_transform().get_matrix(), b.get_projection_transform().get_matrix()
+    )
+
+
+def test_camera_center_maps_to_view_origin():
+    cams = _cameras(4)
+    center = cams.get_camera_center()
+    view = cams.get_world_to_view_transform().transform_points(center[:, None])
+    assert_close(view, torch.zeros(4, 1, 3), atol=1e-5)
+
+
+def test_kwargs_override_projection_fields():
+    cams = _cameras(2)
+    override = cams.get_projection_transform(fov=30.0, znear=0.2, zfar=4.0).get_matrix()
+    fresh = (
+        FoVPerspectiveCameras(fov=30.0, znear=0.2, zfar=4.0).get_projection_transform().get_matrix()
+    )
+    assert_close(override, fresh.expand(2, 4, 4))
+    points = torch.randn(2, 3, 3)
+    assert_close(
+        cams.transform_points(points, fov=30.0),
+        _cameras(2, fov=30.0).transform_points(points),
+    )
+
+
+def test_kwargs_R_T_replace_extrinsics_like_pytorch3d():
+    cams = _cameras(2)
+    R, T = torch.eye(3)[None], torch.tensor([[1.0, 2.0, 3.0]])
+    center = cams.get_camera_center(R=R, T=T)
+    assert_close(center, -T.expand(2, 3))
+    assert torch.equal(cams.R, R.expand(2, 3, 3)) and torch.equal(cams.T, T.expand(2, 3))
+
+
+def test_K_replaces_fov_matrix():
+    cams = _cameras(2, fov=40.0, znear=0.3, zfar=9.0)
+    K = cams.compute_projection_matrix(0.3, 9.0, 40.0, 1.0, True)
+    with_K = FoVPerspectiveCameras(R=cams.R, T=cams.T, K=K, fov=90.0)
+    assert K.shape == (2, 4, 4)  # scalar fields broadcast to len(cameras), like PyTorch3D
+    assert_close(with_K.get_projection_transform().get_matrix(), K.transpose(1, 2))
+    points = torch.randn(2, 6, 3)
+    assert_close(with_K.transform_points(points), cams.transform_points(points))
+    xy_depth = torch.cat((torch.rand(2, 6, 2) - 0.5, torch.rand(2, 6, 1) + 1), dim=-1)
+    assert_close(with_K.unproject_points(xy_depth), cams.unproject_points(xy_depth), atol=1e-5)
+
+
+def test_from_ndc_is_accepted_and_ignored():
+    cams = _cameras(2)
+    xy_depth = torch.cat((torch.rand(2, 6, 2) - 0.5, torch.rand(2, 6, 1) + 1), dim=-1)
+    assert torch.equal(
+        cams.unproject_points(xy_depth, world_coordinates=True, from_ndc=True),
+        cams.unproject_points(xy_depth, world_coordinates=True),
+    )
+
+
+def test_get_world_to_view_transform_function():
+    R = so3_exp_map(torch.randn(3, 3))
+    T = torch.randn(1, 3)
+    t = get_world_to_view_transform(R=R, T=T)
+    assert isinstance(t, Transform3d) and len(t) == 3
+    p = torch.randn(3, 4, 3)
+    assert_close(t.transform_points(p), p @ R + T[:, None])
+    assert torch.equal(get_world_to_view_transform().get_matrix(), torch.eye(4)[None])
+    assert get_world_to_view_transform(R=R.double()).dtype == torch.float64
+
+
+# --------------------------------------------------------------------------- look-at
+
+
+def test_look_at_camera_sees_target_at_the_centre():
+    at = torch.tensor([[0.3, -0.2, 0.5]])
+    R, T = look_at_view_transform(
+        dist=[2.0, 3.0, 4.0], elev=[10.0, -30.0, 60.0], azim=[0.0, 120.0, -45.0], at=at
+    )
+    cams = FoVPerspectiveCameras(R=R, T=T)
+    ndc = cams.transform_points(at.expand(3, 3)[:, None])[:, 0]
+    assert_close(ndc[:, :2], torch.zeros(3, 2), atol=1e-5)
+    assert (ndc[:, 2] > 0).all()
+    assert_close(R @ R.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5)
+    assert_close(torch.linalg.det(R), torch.ones(3))
+
+
+def test_look_at_eye_form_matches_spherical_form():
+    R1, T1 = look_at_view_transform(dist=2.5, elev=20.0, azim=35.0)
+    eye = camera_position_from_spherical_angles(2.5, 20.0, 35.0)
+    R2, T2 = look_at_view_transform(eye=eye)
+    assert_close(R1, R2) and assert_close(T1, T2)
+    assert_close(look_at_rotation(eye), R1)
+    cams = FoVPerspectiveCameras(R=R1, T=T1)
+    assert_close(cams.get_camera_center(), eye, atol=1e-5)
+
+
+def test_spherical_angles_analytic():
+    pos = camera_position_from_spherical_angles([1.0, 2.0], [0.0, 90.0], [90.0, 0.0])
+    assert_close(pos, torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]), atol=1e-6)
+    rad = camera_position_from_spherical_angles(2.0, math.pi / 6, math.pi / 3, degrees=False)
+    expected = 2.0 * torch.tensor(
+        [[math.cos(math.pi / 6) * math.sin(math.pi / 3), 0.5, math.cos(math.pi / 6) * 0.5]]
+    )
+    assert_close(rad, expected)
+
+
+def test_look_at_gradients_flow():
+    dist = torch.tensor(2.0, requires_grad=True)
+    elev = torch.tensor([10.0, 20.0], requires_grad=True)
+    azim = torch.tensor([30.0], requires_grad=True)
+    R, T = look_at_view_transform(dist, elev, azim)
+    (R.sum() + T.sum()).backward()
+    for t in (dist, elev, azim):
+        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def test_gradcheck_transform_points():
+    def f(R, T, fov, znear, zfar, points):
+        cams = FoVPerspectiveCameras(R=R, T=T, fov=fov, znear=znear, zfar=zfar)
+        return cams.transform_points(points)
+
+    d = torch.float64
+    args = (
+        so3_exp_map(torch.randn(2, 3, dtype=d)),
+        torch.randn(2, 3, dtype=d) + torch.tensor([0.0, 0.0, 5.0], dtype=d),
+        torch.tensor([50.0, 70.0], dtype=d),
+        torch.tensor([0.5], dtype=d),
+        torch.tensor([20.0, 30.0], dtype=d),
+        torch.randn(2, 4, 3, dtype=d),
+    )
+    assert torch.autograd.gradcheck(f, tuple(a.requires_grad_(True) for a in args))
+
+
+@pytest.mark.parametrize("world", [True, False])
+@pytest.mark.parametrize("scaled", [True, False])
+def test_gradcheck_unproject_points(world, scaled):
+    def f(R, T, fov, znear, xy_depth):
+        cams = FoVPerspectiveCameras(R=R, T=T, fov=fov, znear=znear, zfar=20.0)
+        return cams.unproject_points(xy_depth, world_coordinates=world, scaled_depth_input=scaled)
+
+    d = torch.float64
+    depth = torch.rand(2, 4, 1, dtype=d) * (0.8 if scaled else 5.0) + (0.1 if scaled else 1.0)
+    args = (
+        so3_exp_map(torch.randn(2, 3, dtype=d)),
+        torch.randn(2, 3, dtype=d),
+        torch.tensor([45.0, 80.0], dtype=d),
+        torch.tensor([0.5, 0.7], dtype=d),
+        torch.cat((torch.rand(2, 4, 2, dtype=d) * 2 - 1, depth), dim=-1),
+    )
+    assert torch.autograd.gradcheck(f, tuple(a.requires_grad_(True) for a in args))
+
+
+def test_gradient_reaches_every_tensor_field():
+    fields = {
+        "R": so3_exp_map(torch.randn(2, 3)),
+        "T": torch.randn(2, 3) + torch.tensor([0.0, 0.0, 5.0]),
+        "fov": torch.tensor([50.0, 60.0]),
+        "znear": torch.tensor([0.5, 1.0]),
+        "zfar": torch.tensor([10.0, 20.0]),
+        "aspect_ratio": torch.tensor([1.0, 1.5]),
+    }
+    for t in fields.values():
+        t.requires_grad_(True)
+    cams = FoVPerspectiveCameras(**fields)
+    out = (
+        cams.transform_points(torch.randn(2, 5, 3)).sum()
+        + cams.unproject_points(torch.rand(2, 5, 3) + 1).sum()
+    )
+    out.backward()
+    for name, t in fields.items():
+        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
+
+
+# --------------------------------------------------------------------------- properties
+
+
+angles = st.floats(-3.0, 3.0, allow_nan=False, allow_subnormal=False)
+
+
+@st.composite
+def camera_setups(draw):
+    log_rot = [draw(angles) for _ in range(3)]
+    offset = [draw(st.floats(-2.0, 2.0)) for _ in range(3)]
+    fov = draw(st.floats(20.0, 120.0))
+    znear = draw(st.floats(0.1, 2.0))
+    zfar = znear + draw(st.floats(0.5, 50.0))
+    aspect = draw(st.floats(0.5, 2.0))
+    seed = draw(st.integers(0, 2**16))
+    return log_rot, offset, fov, znear, zfar, aspect, seed
+
+
+def _setup_cameras(setup, dtype=torch.float64):
+    log_rot, offset, fov, znear, zfar, aspect, _ = setup
+    R = so3_exp_map(torch.tensor([log_rot], dtype=torch.float64)).to(dtype)
+    T = torch.tensor([offset], dtype=dtype)
+    return FoVPerspectiveCameras(R=R, T=T, fov=fov, znear=znear, zfar=zfar, aspect_ratio=aspect)
+
+
+@given(setup=camera_setups())
+def test_unproject_inverts_transform_points(setup):
+    cams = _setup_cameras(setup)
+    znear, zfar, seed = setup[3], setup[4], setup[6]
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(1, 8, 2, generator=g, dtype=torch.float64) * 2 - 1
+    depth = znear + (zfar - znear) * torch.rand(1, 8, 1, generator=g, dtype=torch.float64)
+    world = cams.unproject_points(torch.cat((xy, depth), dim=-1), world_coordinates=True)
+    ndc = cams.transform_points(world)
+    assert_close(ndc[..., :2], xy, atol=1e-9)
+    view = cams.get_world_to_view_transform().transform_points(world)
+    assert_close(view[..., 2:], depth, atol=1e-9)
+    # And back: world points in front of the camera survive the round trip.
+    again = cams.unproject_points(torch.cat((ndc[..., :2], view[..., 2:]), dim=-1))
+    assert_close(again, world, atol=1e-8)
+    scaled = cams.unproject_points(ndc, scaled_depth_input=True)
+    assert_close(scaled, world, atol=1e-6 * max(1.0, zfar))
+
+
+@given(setup=camera_setups(), pick=st.lists(st.integers(0, 3), min_size=1, max_size=4))
+def test_indexing_commutes_with_transforming(setup, pick):
+    seed = setup[6]
+    g = torch.Generator().manual_seed(seed)
+    R = so3_exp_map(torch.randn(4, 3, generator=g, dtype=torch.float64))
+    T = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    fov = torch.rand(4, generator=g, dtype=torch.float64) * 100 + 20
+    cams = FoVPerspectiveCameras(R=R, T=T, fov=fov, znear=setup[3], zfar=setup[4])
+    points = torch.randn(4, 6, 3, generator=g, dtype=torch.float64)
+    assert_close(cams[pick].transform_points(points[pick]), cams.transform_points(points)[pick])
+    xy_depth = torch.rand(4, 6, 3, generator=g, dtype=torch.float64) + 1
+    assert_close(cams[pick].unproject_points(xy_depth[pick]), cams.unproject_points(xy_depth)[pick])
+    assert_close(cams[pick].get_camera_center(), cams.get_camera_center()[pick])
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_R_wrong_rank():
+    with pytest.raises(ValueError, match=r"R: expected shape \(N, 3, 3\), got shape \(3, 3\)"):
+        FoVPerspectiveCameras(R=torch.eye(3))
+
+
+def test_R_wrong_trailing_size():
+    with pytest.raises(ValueError, match=r"R: expected shape \(N, 3, 3\), got shape \(2, 3, 4\)"):
+        FoVPerspectiveCameras(R=torch.zeros(2, 3, 4))
+
+
+def test_T_wrong_shape():
+    with pytest.raises(ValueError, match=r"T: expected shape \(N, 3\), got shape \(2, 4\)"):
+        FoVPerspectiveCameras(T=torch.zeros(2, 4))
+
+
+def test_K_wrong_shape():
+    with pytest.raises(ValueError, match=r"K: expected shape \(N, 4, 4\), got shape \(3, 3\)"):
+        FoVPerspectiveCameras(K=torch.eye(3))
+
+
+def test_R_not_a_tensor():
+    with pytest.raises(
+        TypeError, match=r"R: expected a torch\.Tensor of shape \(N, 3, 3\), got list"
+    ):
+        FoVPerspectiveCameras(R=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_R_integer():
+    with pytest.raises(
+        TypeError, match=r"R: expected a floating-point tensor, got dtype torch\.int64"
+    ):
+        FoVPerspectiveCameras(R=torch.eye(3, dtype=torch.long)[None])
+
+
+def test_T_integer():
+    with pytest.raises(
+        TypeError, match=r"T: expected a floating-point tensor, got dtype torch\.int32"
+    ):
+        FoVPerspectiveCameras(T=torch.zeros(1, 3, dtype=torch.int32))
+
+
+def test_batch_sizes_do_not_broadcast():
+    with pytest.raises(
+        ValueError,
+        match=r"batch sizes do not broadcast: expected each to be 1 or 4, got .*fov=4, R=2, T=3",
+    ):
+        FoVPerspectiveCameras(R=torch.eye(3).repeat(2, 1, 1), T=torch.zeros(3, 3), fov=[50.0] * 4)
+
+
+def test_fov_zero():
+    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 180\) degrees, got 0"):
+        FoVPerspectiveCameras(fov=0.0)
+
+
+def test_fov_negative_cpu_tensor():
+    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 180\) degrees, got -10"):
+        FoVPerspectiveCameras(fov=torch.tensor([30.0, -10.0]))
+
+
+def test_fov_too_wide_in_radians():
+    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 3\.14159\) radians, got 4"):
+        FoVPerspectiveCameras(fov=4.0, degrees=False)
+
+
+def test_fov_not_a_number():
+    with pytest.raises(
+        TypeError, match="fov: expected a float, a list of floats or a tensor, got str"
+    ):
+        FoVPerspectiveCameras(fov="60")
+
+
+def test_znear_not_positive():
+    with pytest.raises(ValueError, match="znear: expected values > 0, got 0"):
+        FoVPerspectiveCameras(znear=0.0)
+
+
+def test_aspect_ratio_not_positive():
+    with pytest.raises(ValueError, match="aspect_ratio: expected values > 0, got -1"):
+        FoVPerspectiveCameras(aspect_ratio=-1.0)
+
+
+def test_znear_not_below_zfar():
+    with pytest.raises(ValueError, match="zfar: expected values > znear, got zfar=2 with znear=5"):
+        FoVPerspectiveCameras(znear=[1.0, 5.0], zfar=2.0)
+
+
+def test_znear_not_below_zfar_cpu_tensors():
+    with pytest.raises(ValueError, match="zfar: expected values > znear, got zfar=1 with znear=1"):
+        FoVPerspectiveCameras(znear=torch.tensor(1.0), zfar=torch.tensor([1.0]))
+
+
+def test_override_fov_checked():
+    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 180\) degrees, got 200"):
+        FoVPerspectiveCameras().get_projection_transform(fov=200.0)
+
+
+def test_override_batch_size():
+    with pytest.raises(
+        ValueError, match=r"fov: expected a batch size of 1 or 2 \(len\(cameras\)\), got 3"
+    ):
+        _cameras(2).get_projection_transform(fov=[30.0, 40.0, 50.0])
+
+
+def test_degrees_not_bool():
+    with pytest.raises(TypeError, match="degrees: expected a bool, got str"):
+        FoVPerspectiveCameras(degrees="yes")
+
+
+def test_points_wrong_trailing_size():
+    with pytest.raises(
+        ValueError, match=r"points: expected shape \(P, 3\) or \(N, P, 3\), got shape \(2, 5, 2\)"
+    ):
+        _cameras(2).transform_points(torch.zeros(2, 5, 2))
+
+
+def test_points_wrong_dtype():
+    with pytest.raises(
+        TypeError, match=r"points: expected dtype torch\.float32 .* got torch\.float64"
+    ):
+        _cameras(2).transform_points(torch.zeros(2, 5, 3, dtype=torch.float64))
+
+
+def test_xy_depth_wrong_shape():
+    with pytest.raises(
+        ValueError, match=r"xy_depth: expected shape \(P, 3\) or \(N, P, 3\), got shape \(2, 5, 4\)"
+    ):
+        _cameras(2).unproject_points(torch.ones(2, 5, 4))
+
+
+def test_xy_depth_batch_does_not_broadcast():
+    with pytest.raises(
+        ValueError,
+        match=r"batch sizes do not broadcast: .*xy_depth\.shape\[0\]=3, len\(cameras\)=2",
+    ):
+        _cameras(2).unproject_points(torch.ones(3, 5, 3))
+
+
+def test_xy_depth_integer():
+    with pytest.raises(TypeError, match="xy_depth: expected a floating-point tensor"):
+        _cameras(2).unproject_points(torch.ones(2, 5, 3, dtype=torch.long))
+
+
+def test_index_out_of_range_int():
+    with pytest.raises(
+        IndexError, match=r"index: expected indices in \[-3, 3\) for 3 cameras, got 3"
+    ):
+        _cameras(3)[3]
+
+
+def test_index_out_of_range_list():
+    with pytest.raises(
+        IndexError, match=r"index: expected indices in \[-3, 3\) for 3 cameras, got -4"
+    ):
+        _cameras(3)[[0, -4]]
+
+
+def test_index_out_of_range_long_tensor():
+    with pytest.raises(IndexError, match="for 3 cameras, got 7"):
+        _cameras(3)[torch.tensor([1, 7])]
+
+
+def test_index_bool_mask_wrong_length():
+    with pytest.raises(
+        ValueError, match=r"index: expected a Bool mask of shape \(3,\), got shape \(2,\)"
+    ):
+        _cameras(3)[torch.tensor([True, False])]
+
+
+def test_index_wrong_type():
+    with pytest.raises(
+        TypeError, match="index: expected an int, a list of ints or a Long/Bool tensor, got float"
+    ):
+        _cameras(3)[1.5]
+
+
+def test_look_at_wrong_vector_shape():
+    with pytest.raises(
+        ValueError, match=r"at: expected shape \(3,\) or \(N, 3\), got shape \(1, 2\)"
+    ):
+        look_at_view_transform(at=((0.0, 0.0),))
+
+
+def test_look_at_batch_sizes_do_not_broadcast():
+    with pytest.raises(
+        ValueError,
+        match="batch sizes do not broadcast: expected each to be 1 or 3, got dist=2, elev=3",
+    ):
+        look_at_view_transform(dist=[1.0, 2.0], elev=[0.0, 1.0, 2.0])
+
+
+def test_look_at_bad_scalar():
+    with pytest.raises(
+        TypeError, match="azim: expected a float, a list of floats or a tensor, got str"
+    ):
+        look_at_view_transform(azim="north")
+
+
+def test_look_at_bad_vector_type():
+    with pytest.raises(
+        TypeError, match="up: expected a tensor or a sequence of 3-vectors, got str"
+    ):
+        look_at_rotation(torch.ones(1, 3), up="y")
+
+
+def test_spherical_degrees_not_bool():
+    with pytest.raises(TypeError, match="degrees: expected a bool, got int"):
+        camera_position_from_spherical_angles(1.0, 0.0, 0.0, degrees=1)
+
+
+def test_world_to_view_batch_mismatch():
+    with pytest.raises(
+        ValueError, match="batch sizes do not broadcast: expected each to be 1 or 3, got R=2, T=3"
+    ):
+        get_world_to_view_transform(R=torch.eye(3).repeat(2, 1, 1), T=torch.zeros(3, 3))
