@@ -1,7 +1,234 @@
-"""STUB: being written. Replace this whole file."""
+"""Renderers: sample a volume (or any volumetric function) along rays, then raymarch.
 
-__all__ = ['ImplicitRenderer', 'VolumeRenderer', 'VolumeSampler']
+Dimension letters used in this module:
 
-ImplicitRenderer = None  # stub
-VolumeRenderer = None  # stub
-VolumeSampler = None  # stub
+- ``B``: batch (cameras, ray bundles and volumes share it).
+- ``...``: the ray layout of a bundle, e.g. ``(H, W)`` for a full image or ``(R, 1)`` for a
+  random subset of ``R`` rays.
+- ``P``: points per ray (``n_pts_per_ray``).
+- ``C``: channels (density channels ``C_d``, feature channels ``C_f``).
+- ``D, H, W``: voxel grid depth, height, width.
+
+The pipeline is PyTorch3D's: a raysampler turns cameras into a :class:`~voxrender.RayBundle`, a
+volumetric function (here :class:`VolumeSampler`) turns the bundle into per-point densities and
+features, and a raymarcher composites them into per-ray colours and opacity. Every piece is
+duck-typed: PyTorch3D's own cameras, volumes, raysamplers and raymarchers plug in too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ._checks import check_choice, describe
+from .grid_sample import _collapse_expanded_batch, sample_grid
+
+__all__ = ["ImplicitRenderer", "VolumeRenderer", "VolumeSampler"]
+
+SAMPLE_MODES = ("bilinear", "nearest")
+PADDING_MODES = ("zeros", "border", "reflection")
+
+
+def _volume_data(volumes) -> tuple[torch.Tensor, int]:
+    """Densities and features of ``volumes`` concatenated channel-wise, batch collapsed if expanded.
+
+    Returns:
+        ``(data, n_density_channels)`` with data ``(B or 1, C_d + C_f, D, H, W)``.
+    """
+    densities = volumes.densities()
+    features = volumes.features()
+    if features is None:
+        return densities, densities.shape[1]  # sample_grid collapses an expanded batch itself
+    d1, f1 = _collapse_expanded_batch(densities), _collapse_expanded_batch(features)
+    if d1.shape[0] != f1.shape[0]:  # only one of the two is expanded: sample the full batch
+        d1, f1 = densities, features
+    return torch.cat((d1, f1), dim=1), densities.shape[1]
+
+
+def ray_bundle_to_local_points(ray_bundle, volumes) -> torch.Tensor:
+    """Ray points in the volumes' local (normalised) coordinates.
+
+    The world-to-local map of a volume is affine, so each ray is converted once (origin and
+    direction) and the points are spread along it in local coordinates: one full-size tensor
+    instead of a world-space one plus its converted copy.
+
+    Args:
+        ray_bundle: ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``.
+        volumes: anything with ``world_to_local_coords(points (B, N, 3))``.
+
+    Returns:
+        ``(B, ..., P, 3)`` local coordinates, ``[-1, 1]`` spanning the grid.
+    """
+    origins, directions, lengths = ray_bundle.origins, ray_bundle.directions, ray_bundle.lengths
+    batch = origins.shape[0]
+    both = torch.stack((origins, origins + directions), dim=-2).reshape(batch, -1, 3)  # (B, 2R, 3)
+    local = volumes.world_to_local_coords(both).reshape(*origins.shape[:-1], 2, 3)
+    origins_local = local[..., 0, :]  # (B, ..., 3)
+    directions_local = local[..., 1, :] - origins_local  # (B, ..., 3)
+    return origins_local[..., None, :] + lengths[..., :, None] * directions_local[..., None, :]
+
+
+class VolumeSampler(torch.nn.Module):
+    """A volumetric function that samples a batch of :class:`~voxrender.Volumes` along rays.
+
+    Args:
+        volumes: a ``Volumes`` batch (or any object with ``densities()``, ``features()``,
+            ``world_to_local_coords()``, ``get_align_corners()`` and ``len()``).
+        sample_mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``: what points outside the
+            grid see.
+    """
+
+    def __init__(self, volumes, sample_mode: str = "bilinear", padding_mode: str = "zeros"):
+        super().__init__()
+        for method in ("densities", "features", "world_to_local_coords", "get_align_corners"):
+            if not callable(getattr(volumes, method, None)):
+                raise TypeError(
+                    f"volumes: expected a Volumes-like object with a {method}() method, "
+                    f"got {describe(volumes)}"
+                )
+        self._volumes = volumes
+        self._sample_mode = check_choice(sample_mode, "sample_mode", SAMPLE_MODES)
+        self._padding_mode = check_choice(padding_mode, "padding_mode", PADDING_MODES)
+
+    def forward(self, ray_bundle, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample densities and features at every ray point.
+
+        Args:
+            ray_bundle: a ``RayBundle`` with ``origins (B, ..., 3)``, ``directions (B, ..., 3)``,
+                ``lengths (B, ..., P)``.
+
+        Returns:
+            ``rays_densities (B, ..., P, C_d)`` and ``rays_features (B, ..., P, C_f)``
+            (``C_f = 0`` when the volumes have no features).
+        """
+        _check_bundle(ray_bundle)
+        n_volumes = len(self._volumes)
+        batch = ray_bundle.origins.shape[0]
+        if batch != n_volumes:
+            raise ValueError(
+                f"ray_bundle: expected a batch of {n_volumes} (one per volume), got "
+                f"origins of shape {tuple(ray_bundle.origins.shape)}"
+            )
+        data, n_density = _volume_data(self._volumes)
+        points = ray_bundle_to_local_points(ray_bundle, self._volumes)  # (B, ..., P, 3)
+        samples = sample_grid(
+            data,
+            points,
+            mode=self._sample_mode,
+            padding_mode=self._padding_mode,
+            align_corners=self._volumes.get_align_corners(),
+        )  # (B, ..., P, C_d + C_f)
+        return samples[..., :n_density], samples[..., n_density:]
+
+
+def _check_bundle(ray_bundle) -> None:
+    for field in ("origins", "directions", "lengths"):
+        if not isinstance(getattr(ray_bundle, field, None), torch.Tensor):
+            raise TypeError(
+                f"ray_bundle: expected a RayBundle with tensor field {field!r}, got {describe(ray_bundle)}"
+            )
+    o, d, lengths = ray_bundle.origins, ray_bundle.directions, ray_bundle.lengths
+    if o.ndim < 2 or o.shape[-1] != 3:
+        raise ValueError(f"ray_bundle.origins: expected shape (B, ..., 3), got {tuple(o.shape)}")
+    if d.shape != o.shape:
+        raise ValueError(
+            f"ray_bundle.directions: expected the origins' shape {tuple(o.shape)}, got {tuple(d.shape)}"
+        )
+    if lengths.shape[:-1] != o.shape[:-1]:
+        raise ValueError(
+            f"ray_bundle.lengths: expected shape {(*o.shape[:-1], 'P')}, got {tuple(lengths.shape)}"
+        )
+
+
+def _batch_size_of(cameras) -> int | None:
+    """Number of cameras in a batch, or ``None`` when the object does not say."""
+    R = getattr(cameras, "R", None)
+    if isinstance(R, torch.Tensor) and R.ndim == 3:
+        return R.shape[0]
+    return None
+
+
+class ImplicitRenderer(torch.nn.Module):
+    """Render any volumetric function: raysampler -> function -> raymarcher.
+
+    Args:
+        raysampler: callable ``raysampler(cameras=..., **kwargs) -> RayBundle``.
+        raymarcher: callable ``raymarcher(rays_densities=..., rays_features=..., ray_bundle=...,
+            **kwargs) -> (B, ..., C + 1)``.
+    """
+
+    def __init__(self, raysampler: Callable, raymarcher: Callable):
+        super().__init__()
+        if not callable(raysampler):
+            raise ValueError(f"raysampler: expected a callable, got {describe(raysampler)}")
+        if not callable(raymarcher):
+            raise ValueError(f"raymarcher: expected a callable, got {describe(raymarcher)}")
+        self.raysampler = raysampler
+        self.raymarcher = raymarcher
+
+    def forward(self, cameras, volumetric_function: Callable, **kwargs):
+        """Render.
+
+        Args:
+            cameras: a batch of ``B`` cameras.
+            volumetric_function: ``f(ray_bundle=..., cameras=..., **kwargs)`` returning
+                ``rays_densities (B, ..., P, 1)`` and ``rays_features (B, ..., P, C)``.
+            **kwargs: forwarded to the raysampler, the function and the raymarcher.
+
+        Returns:
+            ``images (B, ..., C + 1)`` (features then opacity for the EA raymarcher) and the
+            ``ray_bundle`` that was rendered.
+        """
+        if not callable(volumetric_function):
+            raise ValueError(
+                f"volumetric_function: expected a callable, got {describe(volumetric_function)}"
+            )
+        ray_bundle = self.raysampler(
+            cameras=cameras, volumetric_function=volumetric_function, **kwargs
+        )
+        rays_densities, rays_features = volumetric_function(
+            ray_bundle=ray_bundle, cameras=cameras, **kwargs
+        )
+        images = self.raymarcher(
+            rays_densities=rays_densities,
+            rays_features=rays_features,
+            ray_bundle=ray_bundle,
+            **kwargs,
+        )
+        return images, ray_bundle
+
+
+class VolumeRenderer(torch.nn.Module):
+    """Render a batch of :class:`~voxrender.Volumes`: PyTorch3D's ``VolumeRenderer``.
+
+    Args:
+        raysampler: e.g. :class:`~voxrender.NDCMultinomialRaysampler`.
+        raymarcher: e.g. :class:`~voxrender.EmissionAbsorptionRaymarcher`.
+        sample_mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
+    """
+
+    def __init__(self, raysampler: Callable, raymarcher: Callable, sample_mode: str = "bilinear"):
+        super().__init__()
+        self.renderer = ImplicitRenderer(raysampler, raymarcher)
+        self._sample_mode = check_choice(sample_mode, "sample_mode", SAMPLE_MODES)
+
+    def forward(self, cameras, volumes, **kwargs):
+        """Render ``volumes`` seen from ``cameras`` (one volume per camera).
+
+        Args:
+            cameras: a batch of ``B`` cameras.
+            volumes: a ``Volumes`` batch of size ``B``.
+            **kwargs: forwarded to the raysampler and the raymarcher.
+
+        Returns:
+            ``images (B, ..., C + 1)`` and the ``ray_bundle``.
+        """
+        n_cameras = _batch_size_of(cameras)
+        if n_cameras is not None and len(volumes) != n_cameras:
+            raise ValueError(
+                f"volumes: expected one volume per camera ({n_cameras}), got {len(volumes)} volumes"
+            )
+        sampler = VolumeSampler(volumes, sample_mode=self._sample_mode)
+        return self.renderer(cameras=cameras, volumetric_function=sampler, **kwargs)

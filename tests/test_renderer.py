@@ -1,0 +1,389 @@
+"""VolumeSampler, VolumeRenderer, ImplicitRenderer: fixtures, analytic cases, the tutorial loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import DEVICES, assert_close, case_names, cotangent_loss, load_case
+
+import voxrender
+from voxrender import (
+    EmissionAbsorptionRaymarcher,
+    FoVPerspectiveCameras,
+    ImplicitRenderer,
+    NDCMultinomialRaysampler,
+    RayBundle,
+    VolumeRenderer,
+    Volumes,
+    VolumeSampler,
+    look_at_view_transform,
+)
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.mark.parametrize("name", case_names("volume_sampler"))
+def test_volume_sampler_matches_pytorch3d(name):
+    config, inp, out, grads = load_case(name)
+    leaves = {k: inp[k].clone().requires_grad_() for k in grads}
+    get = lambda k: leaves.get(k, inp.get(k))  # noqa: E731
+    vol = Volumes(
+        densities=get("densities"),
+        features=get("features") if "features" in inp else None,
+        voxel_size=inp["voxel_size"],
+        volume_translation=inp["volume_translation"],
+        align_corners=config["align_corners"],
+    )
+    bundle = RayBundle(get("origins"), get("directions"), get("lengths"), None)
+    sampler = VolumeSampler(
+        vol, sample_mode=config["sample_mode"], padding_mode=config["padding_mode"]
+    )
+    rays_densities, rays_features = sampler(bundle)
+    outputs = {"rays_densities": rays_densities}
+    assert_close(rays_densities, out["rays_densities"], msg=f"{name} rays_densities")
+    assert list(rays_features.shape) == out["rays_features_shape"].tolist()
+    if "rays_features" in out:
+        assert_close(rays_features, out["rays_features"], msg=f"{name} rays_features")
+        outputs["rays_features"] = rays_features
+    cotangent_loss(outputs, config["cot_seed"]).backward()
+    for key, want in grads.items():
+        assert_close(leaves[key].grad, want, kind="grad", msg=f"{name} grad/{key}")
+
+
+def huber(x, y, scaling=0.1):
+    diff_sq = (x - y) ** 2
+    return ((1 + diff_sq / (scaling**2)).clamp(1e-4).sqrt() - 1) * float(scaling)
+
+
+def _render_case(config, inp, device="cpu", dtype=torch.float32):
+    log_densities = inp["log_densities"].to(device, dtype).requires_grad_()
+    log_colors = inp["log_colors"].to(device, dtype).requires_grad_()
+    R, T = look_at_view_transform(dist=2.7, elev=inp["elev"], azim=inp["azim"], device=device)
+    cams = FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype), device=device)
+    renderer = VolumeRenderer(
+        NDCMultinomialRaysampler(
+            image_width=config["image_width"],
+            image_height=config["image_height"],
+            n_pts_per_ray=config["n_pts_per_ray"],
+            min_depth=config["min_depth"],
+            max_depth=config["max_depth"],
+        ),
+        EmissionAbsorptionRaymarcher(surface_thickness=config["surface_thickness"]),
+        sample_mode=config["sample_mode"],
+    )
+    B = inp["elev"].shape[0]
+    vols = Volumes(
+        densities=torch.sigmoid(log_densities)[None].expand(B, *log_densities.shape),
+        features=torch.sigmoid(log_colors)[None].expand(B, *log_colors.shape),
+        voxel_size=config["voxel_size"],
+    )
+    images = renderer(cameras=cams, volumes=vols)[0]
+    targets = inp["target_images"].to(device, dtype)
+    sils = inp["target_silhouettes"].to(device, dtype)
+    color_err = huber(images[..., :3], targets).abs().mean()
+    sil_err = huber(images[..., 3], sils).abs().mean()
+    (color_err + sil_err).backward()
+    return images, color_err, sil_err, log_densities.grad, log_colors.grad
+
+
+@pytest.mark.parametrize("name", case_names("render"))
+def test_render_matches_pytorch3d(name):
+    config, inp, out, grads = load_case(name)
+    images, color_err, sil_err, g_dens, g_col = _render_case(config, inp)
+    assert_close(images, out["images"], msg=f"{name} images")
+    assert_close(color_err, out["color_err"], msg=f"{name} color_err")
+    assert_close(sil_err, out["sil_err"], msg=f"{name} sil_err")
+    assert_close(g_dens, grads["log_densities"], kind="grad", msg=f"{name} grad/log_densities")
+    assert_close(g_col, grads["log_colors"], kind="grad", msg=f"{name} grad/log_colors")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_render_float64_agrees_with_float32_fixture(device):
+    config, inp, out, grads = load_case("render_0")
+    images, *_, g_col = _render_case(config, inp, device=device, dtype=torch.float64)
+    assert images.dtype == torch.float64 and images.device.type == device
+    assert_close(images.float(), out["images"], msg="render_0 in float64")
+    assert_close(g_col.float(), grads["log_colors"], kind="grad")
+
+
+# ----------------------------------------------------------------------------- no grid_sample
+
+
+def test_renderer_runs_without_grid_sample(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("torch.nn.functional.grid_sample must not be called")
+
+    monkeypatch.setattr(torch.nn.functional, "grid_sample", forbidden)
+    config, inp, out, _ = load_case("render_1")
+    images, *_, g_dens, g_col = _render_case(config, inp)
+    assert_close(images, out["images"])
+    assert torch.isfinite(g_dens).all() and g_dens.abs().sum() > 0
+    assert torch.isfinite(g_col).all() and g_col.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- analytic cases
+
+
+def _axis_camera(device="cpu", dtype=torch.float32):
+    R, T = look_at_view_transform(dist=2.0, elev=0.0, azim=0.0, device=device)
+    return FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype), device=device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_uniform_volume_gives_analytic_opacity(device):
+    # A constant density d sampled at P points inside the volume: opacity 1 - (1 - d)^P and the
+    # colour is the constant feature times that opacity (EA with eps=0 telescopes exactly).
+    d, P = 0.05, 16
+    cams = _axis_camera(device)
+    raysampler = NDCMultinomialRaysampler(
+        image_width=4, image_height=4, n_pts_per_ray=P, min_depth=1.8, max_depth=2.2
+    )
+    renderer = VolumeRenderer(raysampler, EmissionAbsorptionRaymarcher())
+    vol = Volumes(
+        densities=torch.full((1, 1, 8, 8, 8), d, device=device),
+        features=torch.full((1, 3, 8, 8, 8), 0.5, device=device),
+        voxel_size=0.5,
+    )
+    images, _ = renderer(cameras=cams, volumes=vol, eps=0.0)
+    assert images.shape == (1, 4, 4, 4)
+    opacity = 1 - (1 - d) ** P
+    assert_close(images[..., 3], torch.full((1, 4, 4), opacity, device=device))
+    assert_close(images[..., :3], torch.full((1, 4, 4, 3), 0.5 * opacity, device=device))
+
+
+def test_empty_volume_renders_black_and_transparent():
+    cams = _axis_camera()
+    raysampler = NDCMultinomialRaysampler(
+        image_width=5, image_height=3, n_pts_per_ray=7, min_depth=0.5, max_depth=3.0
+    )
+    renderer = VolumeRenderer(raysampler, EmissionAbsorptionRaymarcher())
+    vol = Volumes(densities=torch.zeros(1, 1, 4, 4, 4), features=torch.rand(1, 3, 4, 4, 4))
+    images, _ = renderer(cameras=cams, volumes=vol)
+    assert images.shape == (1, 3, 5, 4)
+    assert torch.equal(images, torch.zeros_like(images))
+
+
+def test_implicit_renderer_with_analytic_function_and_kwargs():
+    # A ball of radius 0.5 with density 1 inside: rays through the centre are opaque, rays that
+    # miss it are transparent; kwargs reach the function.
+    seen = {}
+
+    def ball(ray_bundle, cameras, tag=None, **kwargs):
+        seen["tag"] = tag
+        pts = voxrender.ray_bundle_to_ray_points(ray_bundle)  # (B, H, W, P, 3)
+        inside = (pts.norm(dim=-1, keepdim=True) < 0.5).to(pts.dtype)
+        return inside, inside.expand(*inside.shape[:-1], 3)
+
+    raysampler = NDCMultinomialRaysampler(
+        image_width=9, image_height=9, n_pts_per_ray=64, min_depth=1.0, max_depth=3.0
+    )
+    renderer = ImplicitRenderer(raysampler, EmissionAbsorptionRaymarcher())
+    images, bundle = renderer(cameras=_axis_camera(), volumetric_function=ball, tag="x")
+    assert seen["tag"] == "x"
+    assert images.shape == (1, 9, 9, 4)
+    assert images[0, 4, 4, 3] == pytest.approx(1.0)
+    assert images[0, 0, 0, 3] == 0.0
+    assert bundle.lengths.shape == (1, 9, 9, 64)
+
+
+def test_expanded_volume_gradient_skips_the_batch_buffer():
+    # The tutorial's volumes: a hook on the expanded tensors would see a (B, ...) gradient if
+    # autograd ever built one; it must never fire, and the base still gets its gradient.
+    base = torch.rand(1, 6, 6, 6, requires_grad=True)
+    colour_base = torch.rand(3, 6, 6, 6, requires_grad=True)
+    dens = torch.sigmoid(base)[None].expand(1000, 1, 6, 6, 6)
+    feats = torch.sigmoid(colour_base)[None].expand(1000, 3, 6, 6, 6)
+    fired = []
+    dens.register_hook(lambda g: fired.append(g.shape))
+    feats.register_hook(lambda g: fired.append(g.shape))
+    vols = Volumes(densities=dens, features=feats, voxel_size=0.5)
+    origins = torch.zeros(1000, 2, 3)
+    directions = torch.tensor([0.0, 0.0, 1.0]).expand(1000, 2, 3)
+    lengths = torch.linspace(-1, 1, 5).expand(1000, 2, 5)
+    rays_densities, rays_features = VolumeSampler(vols)(
+        RayBundle(origins, directions, lengths, None)
+    )
+    (rays_densities.sum() + rays_features.sum()).backward()
+    assert fired == []
+    assert base.grad is not None and base.grad.abs().sum() > 0
+    assert colour_base.grad is not None and colour_base.grad.abs().sum() > 0
+
+
+def test_expanded_and_materialised_volumes_render_the_same():
+    config, inp, *_ = load_case("render_0")
+    B = inp["elev"].shape[0]
+    R, T = look_at_view_transform(dist=2.7, elev=inp["elev"], azim=inp["azim"])
+    cams = FoVPerspectiveCameras(R=R, T=T)
+    renderer = VolumeRenderer(
+        NDCMultinomialRaysampler(
+            image_width=10, image_height=10, n_pts_per_ray=16, min_depth=0.1, max_depth=3.0
+        ),
+        EmissionAbsorptionRaymarcher(),
+    )
+    results = []
+    for materialise in (False, True):
+        ld = inp["log_densities"].clone().requires_grad_()
+        dens = torch.sigmoid(ld)[None].expand(B, *ld.shape)
+        feats = torch.sigmoid(inp["log_colors"])[None].expand(B, *inp["log_colors"].shape)
+        if materialise:
+            dens, feats = dens.contiguous(), feats.contiguous()
+        vols = Volumes(densities=dens, features=feats, voxel_size=config["voxel_size"])
+        images = renderer(cameras=cams, volumes=vols)[0]
+        images.square().sum().backward()
+        results.append((images, ld.grad))
+    assert_close(results[0][0], results[1][0])
+    assert_close(results[0][1], results[1][1], kind="grad")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _tiny_setup(n_cameras=2, n_volumes=2):
+    R, T = look_at_view_transform(dist=2.7, azim=torch.linspace(0, 90, n_cameras))
+    cams = FoVPerspectiveCameras(R=R, T=T)
+    vols = Volumes(
+        densities=torch.rand(n_volumes, 1, 4, 4, 4), features=torch.rand(n_volumes, 3, 4, 4, 4)
+    )
+    sampler = NDCMultinomialRaysampler(
+        image_width=4, image_height=4, n_pts_per_ray=3, min_depth=0.5, max_depth=3.0
+    )
+    return cams, vols, sampler
+
+
+def test_bad_sample_mode():
+    _, _, sampler = _tiny_setup()
+    with pytest.raises(ValueError, match="sample_mode: expected one of"):
+        VolumeRenderer(sampler, EmissionAbsorptionRaymarcher(), sample_mode="cubic")
+
+
+def test_bad_padding_mode():
+    _, vols, _ = _tiny_setup()
+    with pytest.raises(ValueError, match="padding_mode: expected one of"):
+        VolumeSampler(vols, padding_mode="wrap")
+
+
+def test_cameras_and_volumes_batch_disagree():
+    cams, vols, sampler = _tiny_setup(n_cameras=3, n_volumes=2)
+    renderer = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher())
+    with pytest.raises(ValueError, match="volumes: expected one volume per camera"):
+        renderer(cameras=cams, volumes=vols)
+
+
+def test_bundle_and_volumes_batch_disagree():
+    _, vols, _ = _tiny_setup(n_volumes=2)
+    bundle = RayBundle(torch.zeros(3, 5, 3), torch.ones(3, 5, 3), torch.rand(3, 5, 4), None)
+    with pytest.raises(ValueError, match="ray_bundle: expected a batch of 2"):
+        VolumeSampler(vols)(bundle)
+
+
+def test_bundle_with_wrong_ranks():
+    _, vols, _ = _tiny_setup(n_volumes=2)
+    with pytest.raises(ValueError, match=r"ray_bundle\.directions"):
+        VolumeSampler(vols)(
+            RayBundle(torch.zeros(2, 5, 3), torch.ones(2, 4, 3), torch.rand(2, 5, 4), None)
+        )
+    with pytest.raises(ValueError, match=r"ray_bundle\.lengths"):
+        VolumeSampler(vols)(
+            RayBundle(torch.zeros(2, 5, 3), torch.ones(2, 5, 3), torch.rand(2, 4, 4), None)
+        )
+    with pytest.raises(ValueError, match=r"ray_bundle\.origins"):
+        VolumeSampler(vols)(
+            RayBundle(torch.zeros(2, 5, 2), torch.ones(2, 5, 2), torch.rand(2, 5, 4), None)
+        )
+
+
+def test_not_a_volume():
+    with pytest.raises(TypeError, match="volumes: expected a Volumes-like object"):
+        VolumeSampler(torch.rand(1, 1, 4, 4, 4))
+
+
+def test_not_callable_function():
+    _, _, sampler = _tiny_setup()
+    renderer = ImplicitRenderer(sampler, EmissionAbsorptionRaymarcher())
+    cams, *_ = _tiny_setup()
+    with pytest.raises(ValueError, match="volumetric_function: expected a callable"):
+        renderer(cameras=cams, volumetric_function=3)
+    with pytest.raises(ValueError, match="raysampler: expected a callable"):
+        ImplicitRenderer(None, EmissionAbsorptionRaymarcher())
+
+
+# ----------------------------------------------------------------------------- the tutorial
+
+
+class VolumeModel(torch.nn.Module):
+    # As in PyTorch3D's fit_textured_volume tutorial.
+    def __init__(self, renderer, volume_size=(64,) * 3, voxel_size=0.1):
+        super().__init__()
+        self.log_densities = torch.nn.Parameter(-4.0 * torch.ones(1, *volume_size))
+        self.log_colors = torch.nn.Parameter(torch.zeros(3, *volume_size))
+        self._voxel_size = voxel_size
+        self._renderer = renderer
+
+    def forward(self, cameras):
+        batch_size = cameras.R.shape[0]
+        densities = torch.sigmoid(self.log_densities)
+        colors = torch.sigmoid(self.log_colors)
+        volumes = Volumes(
+            densities=densities[None].expand(batch_size, *self.log_densities.shape),
+            features=colors[None].expand(batch_size, *self.log_colors.shape),
+            voxel_size=self._voxel_size,
+        )
+        return self._renderer(cameras=cameras, volumes=volumes)[0]
+
+
+def test_tutorial_loop_loss_decreases():
+    torch.manual_seed(0)
+    num_views, render_size, volume_size, extent = 8, 16, 16, 3.0
+    R, T = look_at_view_transform(
+        dist=2.7, elev=0.0, azim=torch.linspace(-180, 180, num_views) + 180.0
+    )
+    target_cameras = FoVPerspectiveCameras(R=R, T=T)
+    # Targets: a coloured cube rendered by the same renderer from a fixed volume.
+    truth = torch.zeros(1, 1, volume_size, volume_size, volume_size)
+    truth[..., 5:11, 4:12, 5:11] = 0.9
+    colours = torch.rand(1, 3, 1, 1, 1).expand(1, 3, volume_size, volume_size, volume_size)
+    raysampler = NDCMultinomialRaysampler(
+        image_width=render_size,
+        image_height=render_size,
+        n_pts_per_ray=24,
+        min_depth=0.1,
+        max_depth=extent,
+    )
+    renderer = VolumeRenderer(raysampler=raysampler, raymarcher=EmissionAbsorptionRaymarcher())
+    with torch.no_grad():
+        truth_vols = Volumes(
+            densities=truth.expand(num_views, -1, -1, -1, -1),
+            features=colours.expand(num_views, -1, -1, -1, -1),
+            voxel_size=extent / volume_size,
+        )
+        target = renderer(cameras=target_cameras, volumes=truth_vols)[0]
+    target_images, target_silhouettes = target[..., :3], target[..., 3]
+
+    volume_model = VolumeModel(
+        renderer, volume_size=[volume_size] * 3, voxel_size=extent / volume_size
+    )
+    lr, n_iter, batch_size = 0.1, 30, 4
+    optimizer = torch.optim.Adam(volume_model.parameters(), lr=lr)
+    losses = []
+    for iteration in range(n_iter):
+        if iteration == round(n_iter * 0.75):
+            optimizer = torch.optim.Adam(volume_model.parameters(), lr=lr * 0.1)
+        optimizer.zero_grad()
+        batch_idx = torch.randperm(len(target_cameras))[:batch_size]
+        batch_cameras = FoVPerspectiveCameras(
+            R=target_cameras.R[batch_idx],
+            T=target_cameras.T[batch_idx],
+            znear=target_cameras.znear[batch_idx],
+            zfar=target_cameras.zfar[batch_idx],
+            aspect_ratio=target_cameras.aspect_ratio[batch_idx],
+            fov=target_cameras.fov[batch_idx],
+        )
+        rendered_images, rendered_silhouettes = volume_model(batch_cameras).split([3, 1], dim=-1)
+        sil_err = huber(rendered_silhouettes[..., 0], target_silhouettes[batch_idx]).abs().mean()
+        color_err = huber(rendered_images, target_images[batch_idx]).abs().mean()
+        loss = color_err + sil_err
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert all(map(lambda v: v == v, losses))  # no NaN
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
