@@ -2,8 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .transforms import Rotate, Scale, Transform3d, Translate
-from .so3 import hat, hat_inv, so3_exp_map, so3_log_map
+from ._checks import IndexOutOfRangeError
 from .cameras import (
     CamerasBase,
     FoVPerspectiveCameras,
@@ -12,12 +11,20 @@ from .cameras import (
     look_at_rotation,
     look_at_view_transform,
 )
-from .volumes import Volumes
+from .grid_sample import sample_grid
 from .ray_bundle import (
     HeterogeneousRayBundle,
     RayBundle,
     ray_bundle_to_ray_points,
     ray_bundle_variables_to_ray_points,
+)
+from .raymarching import (
+    AbsorptionOnlyRaymarcher,
+    EmissionAbsorptionRaymarcher,
+    emission_absorption,
+    opacity_from_densities,
+    render_weights_from_densities,
+    transmittance_from_densities,
 )
 from .raysampling import (
     GridRaysampler,
@@ -26,9 +33,10 @@ from .raysampling import (
     NDCGridRaysampler,
     NDCMultinomialRaysampler,
 )
-from .grid_sample import sample_grid
-from .raymarching import AbsorptionOnlyRaymarcher, EmissionAbsorptionRaymarcher
 from .renderer import ImplicitRenderer, VolumeRenderer, VolumeSampler
+from .so3 import hat, hat_inv, so3_exp_map, so3_log_map
+from .transforms import Rotate, Scale, Transform3d, Translate
+from .volumes import Volumes
 
 __all__ = [
     "AbsorptionOnlyRaymarcher",
@@ -38,6 +46,7 @@ __all__ = [
     "GridRaysampler",
     "HeterogeneousRayBundle",
     "ImplicitRenderer",
+    "IndexOutOfRangeError",
     "MonteCarloRaysampler",
     "MultinomialRaysampler",
     "NDCGridRaysampler",
@@ -52,14 +61,18 @@ __all__ = [
     "Volumes",
     "__version__",
     "camera_position_from_spherical_angles",
+    "emission_absorption",
     "get_world_to_view_transform",
     "hat",
     "hat_inv",
     "look_at_rotation",
     "look_at_view_transform",
+    "opacity_from_densities",
     "ray_bundle_to_ray_points",
     "ray_bundle_variables_to_ray_points",
+    "render_weights_from_densities",
     "sample_grid",
     "so3_exp_map",
     "so3_log_map",
+    "transmittance_from_densities",
 ]

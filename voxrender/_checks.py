@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 __all__ = [
+    "IndexOutOfRangeError",
     "as_batched_param",
     "broadcast_batch_sizes",
     "check_choice",
@@ -91,7 +92,9 @@ def _spec(ndim, min_ndim, last) -> str:
     tail = ", ".join("*" if s is None else str(s) for s in (last or ()))
     if ndim is not None:
         ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        return f"with {' or '.join(map(str, ranks))} dims" + (f" ending in ({tail})" if tail else "")
+        return f"with {' or '.join(map(str, ranks))} dims" + (
+            f" ending in ({tail})" if tail else ""
+        )
     if min_ndim is not None:
         return f"with at least {min_ndim} dims" + (f" ending in ({tail})" if tail else "")
     return f"(..., {tail})"
@@ -136,7 +139,9 @@ def broadcast_batch_sizes(sizes: dict[str, int]) -> int:
     bad = {k: v for k, v in sizes.items() if v not in (1, n)}
     if bad:
         listing = ", ".join(f"{k}={v}" for k, v in sizes.items())
-        raise ValueError(f"batch sizes do not broadcast: expected each to be 1 or {n}, got {listing}")
+        raise ValueError(
+            f"batch sizes do not broadcast: expected each to be 1 or {n}, got {listing}"
+        )
     return n
 
 
@@ -155,7 +160,9 @@ def as_batched_param(
         if value.is_complex() or value.dtype == torch.bool:
             raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
         if value.ndim > 1:
-            raise ValueError(f"{name}: expected a scalar or a tensor of shape (N,), got {describe(value)}")
+            raise ValueError(
+                f"{name}: expected a scalar or a tensor of shape (N,), got {describe(value)}"
+            )
         out = value.reshape(-1)
         if not out.is_floating_point():
             out = out.to(dtype or torch.get_default_dtype())
@@ -163,17 +170,23 @@ def as_batched_param(
             out = out.to(dtype)
         return out.to(device) if device is not None else out
     if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a float, a list of floats or a tensor, got {describe(value)}")
+        raise TypeError(
+            f"{name}: expected a float, a list of floats or a tensor, got {describe(value)}"
+        )
     if isinstance(value, (int, float)):
         items = [float(value)]
     elif isinstance(value, (list, tuple)) and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
     ):
         if len(value) == 0:
-            raise ValueError(f"{name}: expected a non-empty sequence, got an empty {type(value).__name__}")
+            raise ValueError(
+                f"{name}: expected a non-empty sequence, got an empty {type(value).__name__}"
+            )
         items = [float(v) for v in value]
     else:
-        raise TypeError(f"{name}: expected a float, a list of floats or a tensor, got {describe(value)}")
+        raise TypeError(
+            f"{name}: expected a float, a list of floats or a tensor, got {describe(value)}"
+        )
     return torch.tensor(items, dtype=dtype or torch.get_default_dtype(), device=device)
 
 
@@ -192,3 +205,7 @@ def check_in_unit_interval(value: torch.Tensor, name: str) -> None:
             raise ValueError(f"{name}: expected values in [0, 1], got values in [{lo:g}, {hi:g}]")
     else:
         torch._assert_async(inside, f"{name}: expected values in [0, 1]")
+
+
+class IndexOutOfRangeError(IndexError, ValueError):
+    """An index outside a batch: an ``IndexError`` (so iteration stops) and a ``ValueError``."""

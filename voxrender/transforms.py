@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ._checks import (
+    IndexOutOfRangeError,
     broadcast_batch_sizes,
     check_floating,
     check_positive_number,
@@ -168,7 +169,7 @@ class Transform3d:
                 raise TypeError(f"index: expected a list of ints, got {index!r}")
             out = [i for i in index if not -n <= i < n]
             if out:
-                raise IndexError(f"index: expected indices in [{-n}, {n}), got {out[0]}")
+                raise IndexOutOfRangeError(f"index: expected indices in [{-n}, {n}), got {out[0]}")
         return Transform3d(matrix=self._matrix[index])
 
     def get_matrix(self) -> torch.Tensor:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_floating, check_shape, describe
+from ._checks import IndexOutOfRangeError, check_floating, check_shape, describe
 from .transforms import Transform3d
 
 __all__ = ["Volumes"]
@@ -442,14 +442,16 @@ class Volumes:
             )
         if isinstance(index, int):
             if not -n <= index < n:
-                raise IndexError(f"index: expected an integer in [{-n}, {n}), got {index}")
+                raise IndexOutOfRangeError(
+                    f"index: expected an integer in [{-n}, {n}), got {index}"
+                )
             return slice(index, index + 1 if index != -1 else None)
         if isinstance(index, slice):
             return index
         if isinstance(index, (list, tuple)):
             if len(index) > 0 and all(isinstance(i, bool) for i in index):
                 if len(index) != n:
-                    raise IndexError(
+                    raise IndexOutOfRangeError(
                         f"index: expected a boolean mask of length {n}, got length {len(index)}"
                     )
                 return torch.tensor(index, dtype=torch.bool)
@@ -457,14 +459,16 @@ class Volumes:
                 raise TypeError(f"index: expected a list of ints, got {describe(index)}")
             bad = [i for i in index if not -n <= i < n]
             if bad:
-                raise IndexError(f"index: expected integers in [{-n}, {n}), got {bad}")
+                raise IndexOutOfRangeError(f"index: expected integers in [{-n}, {n}), got {bad}")
             return torch.tensor(index, dtype=torch.long)
         if isinstance(index, torch.Tensor):
             if index.ndim != 1:
-                raise IndexError(f"index: expected a 1D tensor, got shape {tuple(index.shape)}")
+                raise IndexOutOfRangeError(
+                    f"index: expected a 1D tensor, got shape {tuple(index.shape)}"
+                )
             if index.dtype == torch.bool:
                 if index.shape[0] != n:
-                    raise IndexError(
+                    raise IndexOutOfRangeError(
                         f"index: expected a boolean mask of length {n}, got length {index.shape[0]}"
                     )
                 return index
@@ -475,7 +479,7 @@ class Volumes:
             if index.device.type == "cpu" and index.numel() > 0:
                 lo, hi = int(index.min()), int(index.max())
                 if lo < -n or hi >= n:
-                    raise IndexError(
+                    raise IndexOutOfRangeError(
                         f"index: expected integers in [{-n}, {n}), got values in [{lo}, {hi}]"
                     )
             return index
