@@ -92,11 +92,19 @@ class _Plan:
     padding_mode: str
     align_corners: bool
     index_dtype: torch.dtype  # int32 gathers faster; index_add_ wants int64
+    padded: bool = False  # the table holds the grid with a zero margin (see _PAD)
+
+    @property
+    def table_grid(self) -> tuple[int, int, int]:
+        """``(D, H, W)`` of the grid as stored in the table (with its margin when padded)."""
+        if not self.padded:
+            return self.grid
+        return tuple(n + _PAD[0] + _PAD[1] for n in self.grid)
 
     @property
     def strides(self) -> tuple[int, int, int]:
-        """Row strides of the z, y, x axes in a flattened ``(D, H, W)`` grid."""
-        _, h, w = self.grid
+        """Row strides of the z, y, x axes in a flattened ``(D, H, W)`` table grid."""
+        _, h, w = self.table_grid
         return h * w, w, 1
 
     def batch_rows(self, start: int, stop: int, device: torch.device) -> torch.Tensor | int:
@@ -105,7 +113,7 @@ class _Plan:
             return 0
         point = torch.arange(start, stop, device=device, dtype=self.index_dtype)
         batch = torch.div(point, self.points_per_batch, rounding_mode="floor")
-        return batch * math.prod(self.grid)
+        return batch * math.prod(self.table_grid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,8 +236,33 @@ def _nearest_rows(points: torch.Tensor, base, plan: _Plan) -> tuple[torch.Tensor
 # --------------------------------------------------------------------------------------------
 
 
+def _flat_indices(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``(N,)`` of a channel-last ``table (R, C)`` -> flat indices ``(N * C,)``."""
+    channels = table.shape[1]
+    if channels == 1:
+        return rows
+    lanes = torch.arange(channels, device=rows.device, dtype=rows.dtype)
+    return (rows[:, None] * channels + lanes).reshape(-1)  # (N * C,)
+
+
+def _gather(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table (R, C)`` read at ``rows (N,)`` -> ``(N, C)``.
+
+    One 1D gather over the flattened table: a row's channels share a cache line, and
+    ``index_select`` along dim 0 of a 2D tensor with narrow rows takes a per-index slow path on
+    the CPU.
+    """
+    flat = table.view(-1).index_select(0, _flat_indices(table, rows))
+    return flat.view(rows.shape[0], table.shape[1])
+
+
+def _scatter_add(grad_table: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """``grad_table (R, C)[rows] += values (N, C)``, as one 1D ``index_add_``."""
+    grad_table.view(-1).index_add_(0, _flat_indices(grad_table, rows), values.reshape(-1))
+
+
 def _trilinear_forward(planes, points, base, plan: _Plan, out: torch.Tensor) -> None:
-    """Write trilinear samples at ``points (N, 3)`` into ``out (C, N)``, corner by corner."""
+    """Write trilinear samples at ``points (N, 3)`` into ``out (N, C)``, corner by corner."""
     ((oz, wz, _), (oy, wy, _), (ox, wx, _)), _ = _linear_axes(points, plan, False)
     out.zero_()
     for k in (0, 1):
@@ -238,14 +271,14 @@ def _trilinear_forward(planes, points, base, plan: _Plan, out: torch.Tensor) -> 
             row_zy = row_z + oy[j]
             w_zy = wz[k] * wy[j]
             for i in (0, 1):
-                values = planes.index_select(1, row_zy + ox[i])  # (C, N)
-                out.addcmul_(values, w_zy * wx[i])
+                values = _gather(planes, row_zy + ox[i])  # (N, C)
+                out.addcmul_(values, (w_zy * wx[i])[:, None])
 
 
 def _trilinear_backward(planes, points, base, plan: _Plan, grad_out, grad_planes):
-    """Backward of :func:`_trilinear_forward` for ``grad_out (C, N)``.
+    """Backward of :func:`_trilinear_forward` for ``grad_out (N, C)``.
 
-    Adds the volume's gradient into ``grad_planes (C, rows)`` when given. Returns the points'
+    Adds the volume's gradient into ``grad_planes (rows, C)`` when given. Returns the points'
     gradient ``(N, 3)`` when ``planes`` is given (else None): the trilinear formula differentiated
     with the cell held fixed, one axis at a time, times grid_sample's ``du/dx``.
     """
@@ -266,9 +299,9 @@ def _trilinear_backward(planes, points, base, plan: _Plan, grad_out, grad_planes
             for i in (0, 1):
                 rows = row_zy + ox[i]
                 if grad_planes is not None:
-                    grad_planes.index_add_(1, rows, grad_out * (w_zy * wx[i]))
+                    _scatter_add(grad_planes, rows, grad_out * (w_zy * wx[i])[:, None])
                 if want_points:
-                    dot = (planes.index_select(1, rows) * grad_out).sum(0)  # (N,)
+                    dot = (_gather(planes, rows) * grad_out).sum(1)  # (N,)
                     e_zy = e_zy + wx[i] * dot
                     d_x = d_x + signed(mx[i], i, dot)
             if want_points:
@@ -283,23 +316,132 @@ def _trilinear_backward(planes, points, base, plan: _Plan, grad_out, grad_planes
 
 
 def _nearest_forward(planes, points, base, plan: _Plan, out: torch.Tensor) -> None:
-    """Write the nearest voxels' values at ``points (N, 3)`` into ``out (C, N)``."""
+    """Write the nearest voxels' values at ``points (N, 3)`` into ``out (N, C)``."""
     rows, inside = _nearest_rows(points, base, plan)
-    torch.mul(planes.index_select(1, rows), inside, out=out)
+    torch.mul(_gather(planes, rows), inside[:, None], out=out)
 
 
 def _nearest_backward(planes, points, base, plan: _Plan, grad_out, grad_planes):
     """Backward of :func:`_nearest_forward`; the points' gradient is 0, as in grid_sample."""
     if grad_planes is not None:
         rows, inside = _nearest_rows(points, base, plan)
-        grad_planes.index_add_(1, rows, grad_out * inside)
+        _scatter_add(grad_planes, rows, grad_out * inside[:, None])
     return None if planes is None else torch.zeros_like(points)
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path: trilinear with zeros padding (the renderer's default) on a zero-margined table
+# --------------------------------------------------------------------------------------------
+
+# Zero voxels stored below / above the grid on every axis. With the voxel coordinate clamped to
+# [-1, S], both neighbours (floor, floor + 1) land in [-1, S + 1]: inside the margined table, and
+# every neighbour outside the real grid reads a stored 0. No masks, no per-corner bounds checks.
+_PAD = (1, 2)
+
+
+def _padded_axes(points: torch.Tensor, plan: _Plan) -> tuple[list, list, list]:
+    """Points ``(N, 3)`` -> per axis (z, y, x): floor row offsets, fractions, inside-margin mask.
+
+    Returns:
+        ``(rows, fractions, valid)``: ``rows`` the integer floor times the axis stride ``(N,)``
+        (int64), ``fractions`` ``u - floor(u)`` ``(N, 1)``, ``valid`` whether ``u >= -1`` (else
+        the clamp moved the point: its gradient is 0; also False for NaN).
+    """
+    rows, fractions, valid = [], [], []
+    for axis, size, stride in zip((2, 1, 0), plan.grid, plan.strides, strict=True):
+        u = _unnormalize(points[:, axis], size, plan.align_corners)  # (N,)
+        inside = u >= -1
+        u = torch.where(inside, u, -1.0).clamp_(max=size)  # NaN -> -1: reads zeros
+        low = torch.floor(u)
+        fractions.append((u - low)[:, None])
+        index = low.to(torch.int64)
+        rows.append(index * stride if stride != 1 else index)
+        valid.append(inside)
+    return rows, fractions, valid
+
+
+def _cell_index(table, rz, ry, rx, base, margin: int) -> torch.Tensor:
+    """Flat index ``(N * C,)`` of each cell's low corner in the margined table (all >= 0)."""
+    rows = rz.add_(ry).add_(rx).add_(margin)
+    if not isinstance(base, int):
+        rows.add_(base)
+    return _flat_indices(table, rows)
+
+
+def _padded_corners(table: torch.Tensor, points: torch.Tensor, base, plan: _Plan):
+    """The 8 corner values ``(N, C)`` of each point's cell, keyed (k, j, i) along (z, y, x).
+
+    All corners share one flat index: corner ``(k, j, i)`` reads the flat table shifted by its
+    row offset, so only one index tensor is built per chunk.
+    """
+    (rz, ry, rx), fractions, valid = _padded_axes(points, plan)
+    sz, sy, _ = plan.strides
+    margin = _PAD[0] * (sz + sy + 1)  # row of voxel (0, 0, 0) in the table
+    index = _cell_index(table, rz, ry, rx, base, margin)  # (N * C,)
+    flat, channels = table.view(-1), table.shape[1]
+    corners = {}
+    for k in (0, 1):
+        for j in (0, 1):
+            for i in (0, 1):
+                start = (k * sz + j * sy + i) * channels
+                corners[k, j, i] = flat[start:].index_select(0, index).view(len(points), channels)
+    return corners, fractions, valid, index
+
+
+def _padded_forward(table, points, base, plan: _Plan, out: torch.Tensor) -> None:
+    """Trilinear samples ``(N, C)`` as three rounds of lerps (x, then y, then z)."""
+    c, (fz, fy, fx), _, _ = _padded_corners(table, points, base, plan)
+    a = {(k, j): torch.lerp(c[k, j, 0], c[k, j, 1], fx) for k in (0, 1) for j in (0, 1)}
+    b = [torch.lerp(a[k, 0], a[k, 1], fy) for k in (0, 1)]
+    torch.lerp(b[0], b[1], fz, out=out)
+
+
+def _padded_backward(table, points, base, plan: _Plan, grad_out, grad_table):
+    """Backward of :func:`_padded_forward`: the table's gradient (scatter) and the points'."""
+    want_points = table is not None
+    sz, sy, _ = plan.strides
+    if want_points:
+        c, (fz, fy, fx), valid, index = _padded_corners(table, points, base, plan)
+    else:
+        (rz, ry, rx), (fz, fy, fx), valid = _padded_axes(points, plan)
+        index = _cell_index(grad_table, rz, ry, rx, base, _PAD[0] * (sz + sy + 1))
+    if grad_table is not None:
+        flat, channels = grad_table.view(-1), grad_table.shape[1]
+        g_z1 = grad_out * fz
+        for k, g_z in ((0, grad_out - g_z1), (1, g_z1)):
+            g_zy1 = g_z * fy
+            for j, g_zy in ((0, g_z - g_zy1), (1, g_zy1)):
+                g_zyx1 = g_zy * fx
+                for i, g in ((0, g_zy - g_zyx1), (1, g_zyx1)):
+                    start = (k * sz + j * sy + i) * channels
+                    flat[start:].index_add_(0, index, g.reshape(-1))
+    if not want_points:
+        return None
+    a = {(k, j): torch.lerp(c[k, j, 0], c[k, j, 1], fx) for k in (0, 1) for j in (0, 1)}
+    da = {(k, j): c[k, j, 1] - c[k, j, 0] for k in (0, 1) for j in (0, 1)}
+    b = [torch.lerp(a[k, 0], a[k, 1], fy) for k in (0, 1)]
+    d_z = ((b[1] - b[0]) * grad_out).sum(1)  # (N,)
+    d_y = (torch.lerp(a[0, 1] - a[0, 0], a[1, 1] - a[1, 0], fz) * grad_out).sum(1)
+    d_x = (
+        torch.lerp(torch.lerp(da[0, 0], da[0, 1], fy), torch.lerp(da[1, 0], da[1, 1], fy), fz)
+        * grad_out
+    ).sum(1)
+    grads = []
+    for d, size, ok in zip((d_x, d_y, d_z), plan.grid[::-1], valid[::-1], strict=True):
+        scale = (size - 1) / 2 if plan.align_corners else size / 2
+        grads.append(torch.where(ok, d * scale, 0.0))
+    return torch.stack(grads, dim=-1)  # (N, 3) x, y, z
 
 
 _KERNELS = {
     "bilinear": (_trilinear_forward, _trilinear_backward),
     "nearest": (_nearest_forward, _nearest_backward),
+    "bilinear-padded": (_padded_forward, _padded_backward),
 }
+
+
+def _kernel_name(plan: _Plan) -> str:
+    return "bilinear-padded" if plan.padded else plan.mode
 
 
 def _chunks(n: int, device: torch.device):
@@ -309,18 +451,18 @@ def _chunks(n: int, device: torch.device):
 
 
 class _SamplePlanes(torch.autograd.Function):
-    """Channel planes ``(C, rows)`` and points ``(M, 3)`` -> samples ``(C, M)``.
+    """Channel-last voxel table ``(rows, C)`` and points ``(M, 3)`` -> samples ``(M, C)``.
 
     Saves only its inputs; the backward recomputes corners and weights chunk by chunk.
     """
 
     @staticmethod
     def forward(ctx, planes: torch.Tensor, points: torch.Tensor, plan: _Plan) -> torch.Tensor:
-        forward_kernel = _KERNELS[plan.mode][0]
-        out = planes.new_empty(planes.shape[0], points.shape[0])  # (C, M)
+        forward_kernel = _KERNELS[_kernel_name(plan)][0]
+        out = planes.new_empty(points.shape[0], planes.shape[1])  # (M, C)
         for start, stop in _chunks(points.shape[0], points.device):
             base = plan.batch_rows(start, stop, points.device)
-            forward_kernel(planes, points[start:stop], base, plan, out[:, start:stop])
+            forward_kernel(planes, points[start:stop], base, plan, out[start:stop])
         ctx.save_for_backward(planes, points)
         ctx.plan = plan
         return out
@@ -331,8 +473,8 @@ class _SamplePlanes(torch.autograd.Function):
         planes, points = ctx.saved_tensors
         plan = replace(ctx.plan, index_dtype=torch.int64)
         want_planes, want_points = ctx.needs_input_grad[:2]
-        backward_kernel = _KERNELS[plan.mode][1]
-        grad_out = grad_out.contiguous()  # (C, M)
+        backward_kernel = _KERNELS[_kernel_name(plan)][1]
+        grad_out = grad_out.contiguous()  # (M, C)
         grad_planes = torch.zeros_like(planes) if want_planes else None
         grad_points = torch.empty_like(points) if want_points else None
         for start, stop in _chunks(points.shape[0], points.device):
@@ -342,7 +484,7 @@ class _SamplePlanes(torch.autograd.Function):
                 points[start:stop],
                 base,
                 plan,
-                grad_out[:, start:stop],
+                grad_out[start:stop],
                 grad_planes,
             )
             if want_points:
@@ -444,8 +586,17 @@ def sample_grid(
 
     volume = _collapse_expanded_batch(volume)  # (B or 1, C, D, H, W)
     channels, rows = volume.shape[1], volume.shape[0] * volume.shape[2:].numel()
-    # A view when the volume batch is 1 (the usual case): no copy of the grid.
-    planes = volume.transpose(0, 1).reshape(channels, rows)  # (C, (B or 1) * D * H * W)
+    # Channel-last: the C values of a voxel share a cache line, so a corner costs one miss.
+    padded = mode == "bilinear" and padding_mode == "zeros"
+    if padded:  # a zero margin replaces every bounds check (see _padded_axes)
+        lo, hi = _PAD
+        d, h, w = (n + lo + hi for n in volume.shape[2:])
+        table = volume.new_zeros(volume.shape[0], d, h, w, channels)
+        table[:, lo:-hi, lo:-hi, lo:-hi] = volume.permute(0, 2, 3, 4, 1)
+        rows = table.shape[0] * d * h * w
+        table = table.view(rows, channels)  # (B*(D+3)*(H+3)*(W+3), C)
+    else:
+        table = volume.permute(0, 2, 3, 4, 1).reshape(rows, channels).contiguous()  # (B*D*H*W, C)
     point_shape = (batch, *points.shape[1:-1])
     flat_points = points.expand(*point_shape, 3).reshape(-1, 3)  # (M, 3)
     plan = _Plan(
@@ -456,7 +607,7 @@ def sample_grid(
         padding_mode=padding_mode,
         align_corners=align_corners,
         index_dtype=torch.int32 if rows < 2**31 else torch.int64,
+        padded=padded,
     )
-    out = _SamplePlanes.apply(planes, flat_points, plan)  # (C, M)
-    # Channel-last (B, ..., C) as a view of channel planes: out[..., c] stays contiguous.
-    return out.t().view(*point_shape, channels)
+    out = _SamplePlanes.apply(table, flat_points, plan)  # (M, C)
+    return out.view(*point_shape, channels)
