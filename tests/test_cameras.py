@@ -20,6 +20,13 @@ from voxrender import (
     look_at_view_transform,
     so3_exp_map,
 )
+from voxrender.cameras import (
+    FoVOrthographicCameras,
+    OrthographicCameras,
+    PerspectiveCameras,
+    get_ndc_to_screen_transform,
+    get_screen_to_ndc_transform,
+)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -678,3 +685,670 @@ def test_world_to_view_batch_mismatch():
         ValueError, match="batch sizes do not broadcast: expected each to be 1 or 3, got R=2, T=3"
     ):
         get_world_to_view_transform(R=torch.eye(3).repeat(2, 1, 1), T=torch.zeros(3, 3))
+
+
+# =============================================================================================
+# PerspectiveCameras, OrthographicCameras, FoVOrthographicCameras, screen <-> NDC
+# =============================================================================================
+
+KINDS = ("fov", "fov_ortho", "persp_ndc", "persp_screen", "ortho_ndc", "ortho_screen")
+
+
+def _extrinsics(n, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    R = so3_exp_map(0.4 * torch.randn(n, 3, generator=g, dtype=torch.float64))
+    T = 0.3 * torch.randn(n, 3, generator=g, dtype=torch.float64)
+    T[:, 2] += 5.0
+    return R.to(dtype), T.to(dtype)
+
+
+def _make(kind, n=2, dtype=torch.float64, device="cpu", seed=0, image_size=(12, 16)):
+    """A batch of ``n`` cameras of one kind looking roughly at the world origin."""
+    R, T = _extrinsics(n, dtype, seed)
+    f = torch.linspace(1.5, 2.5, n, dtype=dtype)[:, None]
+    h, w = image_size
+    short = min(h, w) / 2
+    if kind == "fov":
+        return FoVPerspectiveCameras(
+            R=R, T=T, fov=torch.linspace(40, 70, n, dtype=dtype), device=device
+        )
+    if kind == "fov_ortho":
+        return FoVOrthographicCameras(
+            R=R,
+            T=T,
+            min_x=-1.5,
+            max_x=2.0,
+            min_y=-1.0,
+            max_y=1.2,
+            scale_xyz=((1.0, 1.1, 0.9),),
+            device=device,
+        )
+    if kind == "persp_ndc":
+        return PerspectiveCameras(
+            focal_length=f, principal_point=((0.1, -0.05),), R=R, T=T, device=device
+        )
+    if kind == "persp_screen":
+        return PerspectiveCameras(
+            focal_length=f * short,
+            principal_point=((w / 2 + 1.0, h / 2 - 0.5),),
+            R=R,
+            T=T,
+            device=device,
+            in_ndc=False,
+            image_size=(h, w),
+        )
+    if kind == "ortho_ndc":
+        return OrthographicCameras(
+            focal_length=f / 3, principal_point=((0.1, 0.2),), R=R, T=T, device=device
+        )
+    if kind == "ortho_screen":
+        return OrthographicCameras(
+            focal_length=f * short / 3,
+            principal_point=((w / 2 - 2.0, h / 2 + 1.0),),
+            R=R,
+            T=T,
+            device=device,
+            in_ndc=False,
+            image_size=[[h, w]] * n,
+        )
+    raise AssertionError(kind)
+
+
+def _ndc_xy(cams, n_points=9, seed=1):
+    """NDC ``x, y`` inside the view (``(N, P, 2)``) and view depths in ``[3, 7]``."""
+    g = torch.Generator().manual_seed(seed)
+    xy = (torch.rand(len(cams), n_points, 2, generator=g, dtype=torch.float64) * 1.6 - 0.8).to(
+        cams.dtype
+    )
+    depth = (3 + 4 * torch.rand(len(cams), n_points, 1, generator=g, dtype=torch.float64)).to(
+        cams.dtype
+    )
+    return xy, depth
+
+
+# --------------------------------------------------------------------------- smoke
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_kinds_smoke(kind, dtype, device):
+    cams = _make(kind, 3, dtype, device)
+    assert len(cams) == 3 and cams.dtype == dtype and cams.device.type == device
+    assert isinstance(cams, CamerasBase)
+    assert cams.is_perspective() == (kind in ("fov", "persp_ndc", "persp_screen"))
+    assert cams.in_ndc() == (not kind.endswith("screen"))
+    points = torch.randn(3, 5, 3, dtype=dtype, device=device)
+    for out in (
+        cams.transform_points(points),
+        cams.transform_points_ndc(points),
+        cams.transform_points_screen(points, image_size=(12, 16)),
+        cams.unproject_points(points + 4, world_coordinates=True, from_ndc=True),
+        cams.unproject_points(points + 4, world_coordinates=False),
+    ):
+        assert out.shape == (3, 5, 3) and out.dtype == dtype and out.device.type == device
+    for matrix in (
+        cams.get_projection_transform().get_matrix(),
+        cams.get_full_projection_transform().get_matrix(),
+        cams.get_ndc_camera_transform().get_matrix(),
+    ):
+        assert matrix.shape[-2:] == (4, 4) and matrix.dtype == dtype
+    assert cams.get_camera_center().shape == (3, 3)
+
+
+def test_perspective_defaults_match_pytorch3d():
+    cams = PerspectiveCameras()
+    assert len(cams) == 1 and cams.dtype == torch.float32 and cams.in_ndc()
+    assert cams.focal_length.tolist() == [[1.0, 1.0]]
+    assert cams.principal_point.tolist() == [[0.0, 0.0]]
+    assert cams.image_size is None and cams.get_image_size() is None and cams.K is None
+    assert cams.get_znear() is None
+    matrix = cams.get_projection_transform().get_matrix()[0]
+    expected = torch.tensor(
+        [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0], [0, 0, 1.0, 0]]
+    )  # K^T of [[f, 0, px, 0], [0, f, py, 0], [0, 0, 0, 1], [0, 0, 1, 0]]
+    assert torch.equal(matrix, expected)
+
+
+def test_orthographic_defaults_match_pytorch3d():
+    cams = OrthographicCameras()
+    assert torch.equal(cams.get_projection_transform().get_matrix()[0], torch.eye(4))
+    fov = FoVOrthographicCameras()
+    assert fov.znear.tolist() == [1.0] and fov.zfar.tolist() == [100.0]
+    assert fov.max_x.tolist() == [1.0] and fov.min_y.tolist() == [-1.0]
+    assert fov.scale_xyz.tolist() == [[1.0, 1.0, 1.0]]
+    assert not fov.is_perspective() and fov.in_ndc()
+
+
+def test_focal_length_forms():
+    for value, want in (
+        (2.0, [[2.0, 2.0]]),
+        ([2.0, 3.0], [[2.0, 2.0], [3.0, 3.0]]),
+        (((2.0,),), [[2.0, 2.0]]),
+        (((2.0, 3.0),), [[2.0, 3.0]]),
+        (torch.tensor(2.0), [[2.0, 2.0]]),
+        (torch.tensor([[2.0], [4.0]]), [[2.0, 2.0], [4.0, 4.0]]),
+        (torch.tensor([[2, 3]]), [[2.0, 3.0]]),
+    ):
+        assert PerspectiveCameras(focal_length=value).focal_length.tolist() == want, value
+
+
+def test_image_size_is_dtype_neutral_and_one_pair_means_every_camera():
+    R, T = _extrinsics(3, torch.float64, 0)
+    cams = PerspectiveCameras(
+        R=R, T=T, in_ndc=False, image_size=torch.tensor([10, 20]), focal_length=5.0
+    )
+    assert cams.dtype == torch.float64 and len(cams) == 3
+    assert cams.image_size.tolist() == [[10.0, 20.0]] * 3
+    assert cams.image_size.dtype == torch.float64
+    float_size = PerspectiveCameras(image_size=torch.tensor([[10.0, 20.0]], dtype=torch.float64))
+    assert float_size.dtype == torch.float32
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_getitem_clone_to_keep_every_field(kind):
+    cams = _make(kind, 3)
+    for sub, rows in ((cams[[2, 0]], [2, 0]), (cams[1], [1]), (cams.clone(), [0, 1, 2])):
+        assert type(sub) is type(cams) and sub.in_ndc() == cams.in_ndc() and len(sub) == len(rows)
+        for name in cams._FIELDS:
+            value = getattr(cams, name)
+            if value is None:
+                assert getattr(sub, name) is None
+            else:
+                assert torch.equal(getattr(sub, name), value[rows]), name
+        points = torch.randn(len(rows), 4, 3, dtype=torch.float64)
+        assert_close(
+            sub.transform_points_ndc(points),
+            cams.transform_points_ndc(
+                torch.zeros(3, 4, 3, dtype=torch.float64).index_copy(0, torch.tensor(rows), points)
+            )[rows],
+        )
+    assert cams.to("cpu") is cams
+
+
+def test_getitem_keeps_focal_length_gradients():
+    focal = torch.tensor([[2.0], [3.0]], requires_grad=True)
+    cams = PerspectiveCameras(focal_length=focal, T=torch.tensor([[0.0, 0.0, 5.0]]))
+    cams[1].transform_points(torch.randn(4, 3)).sum().backward()
+    assert focal.grad[0] == 0 and focal.grad[1] != 0
+
+
+@needs_cuda
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_kinds_cuda_round_trip(kind):
+    cams = _make(kind, 2, torch.float32)
+    points = torch.randn(2, 5, 3)
+    expected = cams.transform_points_ndc(points)
+    moved = cams.clone().cuda()
+    assert moved.R.is_cuda and all(v.is_cuda for v in moved._tensor_fields().values())
+    assert_close(moved.transform_points_ndc(points.cuda()).cpu(), expected)
+
+
+# --------------------------------------------------------------------------- analytic cases
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["persp_ndc", "ortho_ndc", "persp_screen", "ortho_screen"])
+def test_point_on_the_optical_axis_lands_on_the_principal_point(kind, dtype):
+    cams = _make(kind, 2, dtype)
+    on_axis = torch.tensor([[0.0, 0.0, 4.0]], dtype=dtype)  # view space
+    world = cams.get_world_to_view_transform().inverse().transform_points(on_axis)  # (2, 1, 3)
+    projected = cams.transform_points(world)[:, 0, :2]
+    assert_close(projected, cams.principal_point)
+    assert_close(cams.get_principal_point(), cams.principal_point)
+    if not cams.in_ndc():  # in image coordinates too
+        screen = cams.transform_points_screen(world)[:, 0, :2]
+        assert_close(screen, cams.principal_point)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_perspective_projection_formula_and_focal_scaling(dtype):
+    view = torch.tensor([[[0.4, -0.3, 2.0], [-1.0, 0.5, 4.0]]], dtype=dtype)
+    cams = PerspectiveCameras(focal_length=((2.0, 3.0),), principal_point=((0.1, 0.2),))
+    cams = PerspectiveCameras(
+        focal_length=torch.tensor([[2.0, 3.0]], dtype=dtype),
+        principal_point=torch.tensor([[0.1, 0.2]], dtype=dtype),
+    )
+    out = cams.transform_points(view)
+    x, y, z = view.unbind(-1)
+    expected = torch.stack((2.0 * x / z + 0.1, 3.0 * y / z + 0.2, 1 / z), dim=-1)
+    assert_close(out, expected)
+    doubled = cams.transform_points(view, focal_length=torch.tensor([[4.0, 6.0]], dtype=dtype))
+    assert_close(doubled[..., :2] - cams.principal_point, 2 * (out[..., :2] - cams.principal_point))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_orthographic_projection_formula_and_depth_independence(dtype):
+    cams = OrthographicCameras(
+        focal_length=torch.tensor([[0.5, 0.25]], dtype=dtype), principal_point=((0.1, -0.1),)
+    )
+    xy = torch.tensor([0.8, -0.4], dtype=dtype)
+    view = torch.stack([torch.cat((xy, torch.tensor([z], dtype=dtype))) for z in (0.5, 2.0, 9.0)])
+    out = cams.transform_points(view)
+    assert_close(out[:, :2], torch.tensor([[0.5, -0.2]], dtype=dtype).expand(3, 2))
+    assert_close(out[:, 2], view[:, 2])
+
+
+@pytest.mark.parametrize("kind", ["fov_ortho", "ortho_ndc", "ortho_screen"])
+def test_orthographic_kinds_ignore_depth(kind):
+    cams = _make(kind, 2)
+    xy, _ = _ndc_xy(cams)
+    near = cams.unproject_points(
+        torch.cat((xy, torch.full_like(xy[..., :1], 2.0)), -1), from_ndc=True
+    )
+    far = cams.unproject_points(
+        torch.cat((xy, torch.full_like(xy[..., :1], 7.0)), -1), from_ndc=True
+    )
+    assert_close(cams.transform_points_ndc(near)[..., :2], cams.transform_points_ndc(far)[..., :2])
+    direction = cams.get_world_to_view_transform().get_matrix()[:, :3, 2]  # view z in world
+    step = far - near  # (N, P, 3): parallel rays, all along the view axis
+    assert_close(step, 5.0 * direction[:, None, :].expand_as(step))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fov_orthographic_maps_the_box_to_ndc(dtype):
+    cams = FoVOrthographicCameras(
+        znear=0.5,
+        zfar=4.5,
+        min_x=-1.0,
+        max_x=3.0,
+        min_y=-2.0,
+        max_y=0.0,
+        T=torch.zeros(1, 3, dtype=dtype),
+    )
+    corners = torch.tensor([[-1.0, -2.0, 0.5], [3.0, 0.0, 4.5], [1.0, -1.0, 2.5]], dtype=dtype)
+    expected = torch.tensor([[-1.0, -1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.5]], dtype=dtype)
+    assert_close(cams.transform_points(corners), expected)
+    scaled = cams.transform_points(corners, scale_xyz=((2.0, 1.0, 1.0),))
+    # sx scales x, not the offset
+    assert_close(scaled[:, 0], torch.tensor([-1.5, 2.5, 0.5], dtype=dtype))
+    K = cams.compute_projection_matrix(0.5, 4.5, 3.0, -1.0, 0.0, -2.0, ((1.0, 1.0, 1.0),))
+    assert_close(K.transpose(1, 2), cams.get_projection_transform().get_matrix())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("height", "width"), [(10, 10), (10, 20), (30, 12)])
+def test_screen_ndc_conversions(height, width, dtype):
+    cams = PerspectiveCameras(R=torch.eye(3, dtype=dtype)[None])
+    s = min(height, width) / 2
+    to_screen = get_ndc_to_screen_transform(cams, with_xyflip=True, image_size=(height, width))
+    ndc = torch.tensor(
+        [[0.0, 0.0, 0.3], [1.0, 1.0, 0.5], [width / (2 * s), height / (2 * s), 1.0]], dtype=dtype
+    )
+    # NDC +X left / +Y up -> image +X right / +Y down, origin top left; the short side spans [-1, 1]
+    expected = torch.tensor(
+        [[width / 2, height / 2, 0.3], [width / 2 - s, height / 2 - s, 0.5], [0.0, 0.0, 1.0]],
+        dtype=dtype,
+    )
+    assert_close(to_screen.transform_points(ndc), expected)
+    back = get_screen_to_ndc_transform(cams, with_xyflip=True, image_size=(height, width))
+    assert_close(back.transform_points(expected), ndc)
+    unflipped = get_ndc_to_screen_transform(cams, image_size=[[height, width]])
+    assert_close(unflipped.transform_points(ndc)[:, :2], -expected[:, :2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("height", "width"), [(16, 16), (12, 20), (24, 10)])
+@pytest.mark.parametrize("orthographic", [False, True])
+def test_screen_camera_equals_its_ndc_counterpart(height, width, orthographic, dtype):
+    """Pixels -> NDC: ``f_ndc = f / s`` and ``p_ndc = (size / 2 - p) / s``, ``s = min(H, W) / 2``."""
+    kind = OrthographicCameras if orthographic else PerspectiveCameras
+    R, T = _extrinsics(2, dtype, 3)
+    s = min(height, width) / 2
+    focal = torch.tensor([[14.0, 11.0], [9.0, 9.0]], dtype=dtype)
+    principal = torch.tensor([[width / 2 + 1.5, height / 2 - 2.0], [3.0, 4.0]], dtype=dtype)
+    screen = kind(
+        focal_length=focal,
+        principal_point=principal,
+        R=R,
+        T=T,
+        in_ndc=False,
+        image_size=(height, width),
+    )
+    size_xy = torch.tensor([width, height], dtype=dtype)
+    ndc = kind(focal_length=focal / s, principal_point=(size_xy / 2 - principal) / s, R=R, T=T)
+    points = torch.randn(2, 7, 3, dtype=dtype)
+    assert_close(screen.transform_points_ndc(points), ndc.transform_points(points))
+    assert_close(
+        screen.transform_points_screen(points),
+        ndc.transform_points_screen(points, image_size=(height, width)),
+    )
+    xy, depth = _ndc_xy(ndc)
+    xy_depth = torch.cat((xy, depth), -1)
+    assert_close(screen.unproject_points(xy_depth, from_ndc=True), ndc.unproject_points(xy_depth))
+
+
+def test_screen_points_of_a_fov_camera_need_an_image_size():
+    cams = _make("fov", 1)
+    points = torch.tensor([[[0.0, 0.0, 0.0]]], dtype=torch.float64)
+    screen = cams.transform_points_screen(points, image_size=(10, 20))
+    ndc = cams.transform_points(points)
+    assert_close(screen[..., :2], torch.stack((10 - 5 * ndc[..., 0], 5 - 5 * ndc[..., 1]), -1))
+    with pytest.raises(ValueError, match="image_size: expected the image \\(height, width\\)"):
+        cams.transform_points_screen(points)
+
+
+def test_principal_point_read_from_K():
+    K = (
+        PerspectiveCameras(focal_length=3.0, principal_point=((0.25, -0.5),))
+        .get_projection_transform()
+        .get_matrix()
+        .transpose(1, 2)
+    )
+    cams = PerspectiveCameras(K=K)
+    assert_close(cams.get_principal_point(), torch.tensor([[0.25, -0.5]]))
+    ortho = OrthographicCameras(
+        K=torch.eye(4)[None]
+        .clone()
+        .index_put_((torch.tensor([0]), torch.tensor([0]), torch.tensor([3])), torch.tensor([0.7]))
+    )
+    assert_close(ortho.get_principal_point(), torch.tensor([[0.7, 0.0]]))
+
+
+def test_projection_kwargs_override_fields():
+    cams = PerspectiveCameras(focal_length=2.0)
+    default = cams.get_projection_transform().get_matrix()
+    other = cams.get_projection_transform(
+        focal_length=4.0, principal_point=((0.5, 0.5),)
+    ).get_matrix()
+    assert other[0, 0, 0] == 4.0 and other[0, 2, 0] == 0.5 and default[0, 0, 0] == 2.0
+    assert cams.focal_length.tolist() == [[2.0, 2.0]]  # unlike R and T, not stored
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@st.composite
+def any_camera(draw):
+    kind = draw(st.sampled_from(KINDS))
+    n = draw(st.integers(1, 3))
+    h, w = draw(st.integers(4, 40)), draw(st.integers(4, 40))
+    seed = draw(st.integers(0, 2**16))
+    return kind, n, (h, w), seed
+
+
+@given(setup=any_camera(), world=st.booleans())
+def test_unproject_inverts_transform_points_for_every_kind(setup, world):
+    kind, n, size, seed = setup
+    cams = _make(kind, n, seed=seed, image_size=size)
+    xy, depth = _ndc_xy(cams, seed=seed)
+    xy_depth = torch.cat((xy, depth), dim=-1)
+    points = cams.unproject_points(xy_depth, world_coordinates=world, from_ndc=True)
+    view = points if not world else cams.get_world_to_view_transform().transform_points(points)
+    assert_close(view[..., 2:], depth, atol=1e-9)
+    to_ndc = cams.get_projection_transform().compose(cams.get_ndc_camera_transform())
+    if world:
+        to_ndc = cams.get_world_to_view_transform().compose(to_ndc)
+    assert_close(to_ndc.transform_points(points)[..., :2], xy, atol=1e-9)
+    # in the camera's own space (screen units for screen cameras), without from_ndc
+    native = (
+        cams.transform_points(points)
+        if world
+        else cams.get_projection_transform().transform_points(points)
+    )
+    again = cams.unproject_points(torch.cat((native[..., :2], depth), -1), world_coordinates=world)
+    assert_close(again, points, atol=1e-8)
+
+
+@given(setup=any_camera(), pick=st.lists(st.integers(0, 2), min_size=1, max_size=3))
+def test_indexing_commutes_with_projecting_for_every_kind(setup, pick):
+    kind, _, size, seed = setup
+    cams = _make(kind, 3, seed=seed, image_size=size)
+    points = torch.randn(
+        3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    )
+    assert_close(
+        cams[pick].transform_points_ndc(points[pick]), cams.transform_points_ndc(points)[pick]
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("width", "height"), [(8, 8), (10, 6), (5, 9)])
+def test_raysampler_rays_project_back_to_their_pixels(kind, width, height):
+    from voxrender import MonteCarloRaysampler, NDCMultinomialRaysampler
+
+    cams = _make(kind, 2, torch.float32, image_size=(height, width))
+    for sampler in (
+        NDCMultinomialRaysampler(
+            image_width=width, image_height=height, n_pts_per_ray=4, min_depth=2.0, max_depth=6.0
+        ),
+        MonteCarloRaysampler(
+            -0.9, 0.9, -0.8, 0.8, n_rays_per_image=11, n_pts_per_ray=3, min_depth=2.0, max_depth=6.0
+        ),
+    ):
+        bundle = sampler(cams)
+        points = (
+            bundle.origins[..., None, :]
+            + bundle.directions[..., None, :] * bundle.lengths[..., None]
+        )
+        flat = points.reshape(2, -1, 3)
+        xy = cams.transform_points_ndc(flat)[..., :2].reshape(*points.shape[:-1], 2)
+        assert_close(xy, bundle.xys[..., None, :].expand_as(xy), atol=1e-5)
+        depth = cams.get_world_to_view_transform().transform_points(flat)[..., 2]
+        assert_close(depth.reshape(bundle.lengths.shape), bundle.lengths, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("orthographic", [False, True])
+@pytest.mark.parametrize("in_ndc", [True, False])
+def test_gradcheck_focal_R_T(orthographic, in_ndc):
+    kind = OrthographicCameras if orthographic else PerspectiveCameras
+    d = torch.float64
+    focal = torch.tensor([[2.0, 2.5], [1.5, 1.0]], dtype=d, requires_grad=True)
+    principal = torch.tensor([[0.1, -0.2]], dtype=d, requires_grad=True)
+    log_rot = torch.tensor([[0.1, 0.2, -0.3], [0.0, -0.4, 0.2]], dtype=d, requires_grad=True)
+    T = torch.tensor([[0.1, 0.0, 5.0], [0.0, -0.2, 4.0]], dtype=d, requires_grad=True)
+    points = torch.randn(2, 4, 3, dtype=d, requires_grad=True)
+    xy_depth = torch.cat((torch.rand(2, 4, 2, dtype=d) - 0.5, torch.rand(2, 4, 1, dtype=d) + 3), -1)
+    xy_depth.requires_grad_(True)
+    extra = {} if in_ndc else {"in_ndc": False, "image_size": (9, 13)}
+
+    def fn(focal, principal, log_rot, T, points, xy_depth):
+        cams = kind(
+            focal_length=focal, principal_point=principal, R=so3_exp_map(log_rot), T=T, **extra
+        )
+        return (
+            cams.transform_points(points),
+            cams.transform_points_ndc(points),
+            cams.unproject_points(xy_depth, from_ndc=True),
+        )
+
+    assert torch.autograd.gradcheck(fn, (focal, principal, log_rot, T, points, xy_depth))
+
+
+def test_gradcheck_fov_orthographic_fields():
+    d = torch.float64
+    args = [
+        torch.tensor([0.5], dtype=d),  # znear
+        torch.tensor([9.0], dtype=d),  # zfar
+        torch.tensor([1.5], dtype=d),  # max_x
+        torch.tensor([-1.0], dtype=d),  # min_x
+        torch.tensor([[1.1, 0.9, 1.2]], dtype=d),  # scale_xyz
+        torch.tensor([[0.2, 0.1, 3.0]], dtype=d),  # T
+        torch.randn(1, 5, 3, dtype=d),  # points
+    ]
+    for a in args:
+        a.requires_grad_(True)
+    xy_depth = torch.rand(1, 5, 3, dtype=d) + torch.tensor([-0.5, -0.5, 4.0], dtype=d)
+
+    def fn(znear, zfar, max_x, min_x, scale_xyz, T, points):
+        cams = FoVOrthographicCameras(
+            znear=znear, zfar=zfar, max_x=max_x, min_x=min_x, scale_xyz=scale_xyz, T=T
+        )
+        return cams.transform_points(points), cams.unproject_points(xy_depth)
+
+    assert torch.autograd.gradcheck(fn, tuple(args))
+
+
+def test_gradcheck_screen_ndc_transform_image_size():
+    cams = PerspectiveCameras(R=torch.eye(3, dtype=torch.float64)[None])
+    size = torch.tensor([[12.0, 18.0]], dtype=torch.float64, requires_grad=True)
+    points = torch.randn(1, 4, 3, dtype=torch.float64, requires_grad=True)
+
+    def fn(size, points):
+        return get_ndc_to_screen_transform(cams, True, size).transform_points(points)
+
+    assert torch.autograd.gradcheck(fn, (size, points))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_focal_length_zero():
+    with pytest.raises(ValueError, match="focal_length: expected non-zero values, got 0"):
+        PerspectiveCameras(focal_length=[1.0, 0.0])
+
+
+def test_focal_length_zero_override():
+    with pytest.raises(ValueError, match="focal_length: expected non-zero values, got 0"):
+        OrthographicCameras().transform_points(torch.ones(1, 3), focal_length=0.0)
+
+
+def test_focal_length_wrong_shape():
+    with pytest.raises(
+        ValueError,
+        match=r"focal_length: expected shape \(\), \(N,\), \(N, 1\) or \(N, 2\), got shape \(2, 3\)",
+    ):
+        PerspectiveCameras(focal_length=torch.ones(2, 3))
+
+
+def test_focal_length_not_a_number():
+    with pytest.raises(
+        TypeError, match=r"focal_length: expected a number or a tensor of shape .*, got str"
+    ):
+        PerspectiveCameras(focal_length="wide")
+
+
+def test_focal_length_bool():
+    with pytest.raises(
+        TypeError, match=r"focal_length: expected a number or a tensor .*, got bool True"
+    ):
+        OrthographicCameras(focal_length=True)
+
+
+def test_focal_length_bool_tensor():
+    with pytest.raises(
+        TypeError, match=r"focal_length: expected a real tensor, got dtype torch.bool"
+    ):
+        PerspectiveCameras(focal_length=torch.tensor([True]))
+
+
+def test_principal_point_wrong_shape():
+    with pytest.raises(
+        ValueError, match=r"principal_point: expected shape \(2,\) or \(N, 2\), got shape \(1, 3\)"
+    ):
+        PerspectiveCameras(principal_point=((0.0, 0.0, 0.0),))
+
+
+def test_principal_point_ragged():
+    with pytest.raises(TypeError, match="principal_point: expected a pair or a tensor of shape"):
+        PerspectiveCameras(principal_point=((0.0, 0.0), (1.0,)))
+
+
+def test_image_size_below_one():
+    with pytest.raises(
+        ValueError, match=r"image_size: expected \(height, width\) values >= 1, got 0"
+    ):
+        PerspectiveCameras(in_ndc=False, image_size=((0, 10),))
+
+
+def test_image_size_wrong_shape():
+    with pytest.raises(
+        ValueError, match=r"image_size: expected shape \(2,\) or \(N, 2\), got shape \(3,\)"
+    ):
+        OrthographicCameras(image_size=(10, 20, 30))
+
+
+def test_in_ndc_not_bool():
+    with pytest.raises(TypeError, match="in_ndc: expected a bool, got int 0"):
+        PerspectiveCameras(in_ndc=0)
+
+
+def test_screen_camera_without_image_size():
+    cams = PerspectiveCameras(focal_length=10.0, principal_point=((5.0, 5.0),), in_ndc=False)
+    cams.transform_points(torch.ones(1, 3))  # screen-space projection needs no image size
+    with pytest.raises(
+        ValueError, match=r"image_size: expected the image \(height, width\).*got None"
+    ):
+        cams.unproject_points(torch.ones(1, 3), from_ndc=True)
+
+
+def test_batch_sizes_do_not_broadcast_for_focal_cameras():
+    with pytest.raises(
+        ValueError,
+        match=r"batch sizes do not broadcast: expected each to be 1 or 3, got .*focal_length=2, principal_point=3",
+    ):
+        PerspectiveCameras(focal_length=[1.0, 2.0], principal_point=torch.zeros(3, 2))
+
+
+def test_K_wrong_shape_for_perspective():
+    with pytest.raises(ValueError, match=r"K: expected shape \(N, 4, 4\), got shape \(3, 3\)"):
+        PerspectiveCameras(K=torch.eye(3))
+
+
+def test_unproject_from_ndc_not_bool():
+    with pytest.raises(TypeError, match="from_ndc: expected a bool, got str 'yes'"):
+        PerspectiveCameras().unproject_points(torch.ones(1, 3), from_ndc="yes")
+
+
+def test_unproject_xy_depth_dtype_mismatch():
+    with pytest.raises(
+        TypeError,
+        match=r"xy_depth: expected dtype torch.float32 \(the cameras'\), got torch.float64",
+    ):
+        OrthographicCameras().unproject_points(torch.ones(1, 3, dtype=torch.float64))
+
+
+def test_fov_orthographic_zfar_not_above_znear():
+    with pytest.raises(ValueError, match="zfar: expected values > znear, got zfar=1 with znear=2"):
+        FoVOrthographicCameras(znear=2.0, zfar=1.0)
+
+
+def test_fov_orthographic_max_x_not_above_min_x():
+    with pytest.raises(
+        ValueError, match="max_x: expected values > min_x, got max_x=-1 with min_x=1"
+    ):
+        FoVOrthographicCameras(max_x=-1.0, min_x=1.0)
+
+
+def test_fov_orthographic_max_y_not_above_min_y_override():
+    with pytest.raises(
+        ValueError, match="max_y: expected values > min_y, got max_y=-2 with min_y=-1"
+    ):
+        FoVOrthographicCameras().get_projection_transform(max_y=-2.0)
+
+
+def test_fov_orthographic_scale_zero():
+    with pytest.raises(ValueError, match="scale_xyz: expected non-zero values, got 0"):
+        FoVOrthographicCameras(scale_xyz=((1.0, 0.0, 1.0),))
+
+
+def test_fov_orthographic_scale_wrong_shape():
+    with pytest.raises(
+        ValueError, match=r"scale_xyz: expected shape \(3,\) or \(N, 3\), got shape \(1, 2\)"
+    ):
+        FoVOrthographicCameras(scale_xyz=((1.0, 1.0),))
+
+
+def test_fov_orthographic_scaled_depth_not_bool():
+    with pytest.raises(TypeError, match="scaled_depth_input: expected a bool, got NoneType"):
+        FoVOrthographicCameras().unproject_points(torch.ones(1, 3), scaled_depth_input=None)
+
+
+def test_ndc_to_screen_image_size_batch_mismatch():
+    with pytest.raises(
+        ValueError, match=r"image_size: expected a batch size of 1 or 2 \(len\(cameras\)\), got 3"
+    ):
+        get_ndc_to_screen_transform(_make("fov", 2), image_size=[[4, 4]] * 3)
+
+
+def test_ndc_to_screen_flip_not_bool():
+    with pytest.raises(TypeError, match="with_xyflip: expected a bool, got int 1"):
+        get_screen_to_ndc_transform(_make("fov", 1), with_xyflip=1, image_size=(4, 4))
+
+
+def test_ndc_to_screen_needs_cameras():
+    with pytest.raises(TypeError, match="cameras: expected a CamerasBase, got str"):
+        get_ndc_to_screen_transform("camera", image_size=(4, 4))

@@ -1,20 +1,29 @@
-"""Cameras in PyTorch3D's conventions: ``CamerasBase``, ``FoVPerspectiveCameras`` and look-at helpers.
+"""Cameras in PyTorch3D's conventions: the four camera kinds, screen <-> NDC maps, look-at helpers.
 
 Coordinate systems (as in PyTorch3D): *world*; *view* (camera at the origin, +X left, +Y up,
 +Z pointing from the camera into the scene); *NDC* (after the projection: +X left, +Y up,
-``x, y`` in ``[-1, 1]`` over the field of view, ``z`` in ``[0, 1]`` from ``znear`` to ``zfar``).
-World -> view is ``p_view = p_world @ R + T`` (row vectors), so a camera at world position ``C``
-has ``T = -C @ R``. All transforms are :class:`~voxrender.Transform3d` (row-vector matrices).
+``x, y`` in ``[-1, 1]`` along the image's shorter side and ``[-u, u]``, ``u >= 1``, along the
+longer one; for FoV cameras ``z`` in ``[0, 1]`` from ``znear`` to ``zfar``); *screen* (pixels of
+an ``H x W`` image). World -> view is ``p_view = p_world @ R + T`` (row vectors), so a camera at
+world position ``C`` has ``T = -C @ R``. All transforms are :class:`~voxrender.Transform3d`
+(row-vector matrices).
 
-Every per-camera field (``R``, ``T``, ``K``, ``znear``, ``fov``, ...) is stored as a tensor with
-the batch size ``N`` first: batch sizes 1 and ``N`` broadcast at construction, anything else
-raises. Fields given as tensors keep their autograd graph (they are only moved, cast to the
-common dtype and expanded), so gradients flow back to them. The camera's dtype is the promoted
-dtype of the floating tensors given (the default dtype when only Python numbers are given).
+Camera kinds: :class:`FoVPerspectiveCameras` and :class:`FoVOrthographicCameras` (defined in
+NDC by a field of view or a box), :class:`PerspectiveCameras` and :class:`OrthographicCameras`
+(focal length and principal point, in NDC or, with ``in_ndc=False``, in screen space; their
+``get_ndc_camera_transform`` maps screen units to NDC using ``image_size``).
+
+Every per-camera field (``R``, ``T``, ``K``, ``znear``, ``focal_length``, ...) is stored as a
+tensor with the batch size ``N`` first: batch sizes 1 and ``N`` broadcast at construction,
+anything else raises. Fields given as tensors keep their autograd graph (they are only moved,
+cast to the common dtype and expanded), so gradients flow back to them. The camera's dtype is
+the promoted dtype of the floating tensors given (the default dtype when only Python numbers are
+given; ``image_size`` never decides it).
 
 Dimensions:
     ``N``: cameras in the batch.
     ``P``: points per camera.
+    ``H, W``: image height and width in pixels.
 """
 
 from __future__ import annotations
@@ -37,8 +46,13 @@ from .transforms import Transform3d, _affine_matrix, _make_device, _numerical_in
 
 __all__ = [
     "CamerasBase",
+    "FoVOrthographicCameras",
     "FoVPerspectiveCameras",
+    "OrthographicCameras",
+    "PerspectiveCameras",
     "camera_position_from_spherical_angles",
+    "get_ndc_to_screen_transform",
+    "get_screen_to_ndc_transform",
     "get_world_to_view_transform",
     "look_at_rotation",
     "look_at_view_transform",
@@ -160,6 +174,143 @@ def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> T
 
 
 # ---------------------------------------------------------------------------------------------
+# Small builders: per-axis affine maps, sparse 4x4 matrices, screen <-> NDC
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {describe(value)}")
+    return value
+
+
+def _sparse_matrix(
+    entries: dict[tuple[int, int], torch.Tensor], like: torch.Tensor
+) -> torch.Tensor:
+    """``(N, 4, 4)`` matrices with the given ``(N,)`` entries and zeros elsewhere."""
+    zero = torch.zeros_like(like)
+    flat = [entries.get((i, j), zero) for i in range(4) for j in range(4)]
+    return torch.stack(flat, dim=-1).reshape(-1, 4, 4)
+
+
+def _axis_affine(scale: torch.Tensor, shift: torch.Tensor) -> Transform3d:
+    """``p -> p * scale + shift`` per axis (``scale``, ``shift`` ``(N, 3)``), inverted in closed form."""
+    matrix = _affine_matrix(torch.diag_embed(scale), shift)  # (N, 4, 4)
+
+    def inverse() -> torch.Tensor:
+        reciprocal = 1.0 / scale  # (N, 3)
+        return _affine_matrix(torch.diag_embed(reciprocal), -shift * reciprocal)
+
+    return Transform3d._with_inverse(matrix, inverse)
+
+
+def _column_matrix_transform(K: torch.Tensor) -> Transform3d:
+    """A user's column-vector projection matrices ``K`` ``(N, 4, 4)`` as a transform (``K^T``)."""
+    matrix = K.transpose(1, 2)
+    return Transform3d._with_inverse(matrix, lambda: _numerical_inverse(matrix))
+
+
+def _real_tensor(
+    value: object, name: str, dtype: torch.dtype, device: torch.device, forms: str
+) -> torch.Tensor:
+    """A number, a nested sequence of numbers or a real tensor -> a tensor (shape as given)."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
+        return value.to(device=device, dtype=dtype)
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
+        raise TypeError(f"{name}: expected {forms}, got {describe(value)}")
+    try:
+        return torch.tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name}: expected {forms}, got {describe(value)}") from None
+
+
+def _focal_length_field(
+    value: object, name: str, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``f``, ``(N,)``, ``(N, 1)`` or ``(N, 2)`` -> ``(N, 2)`` as ``(fx, fy)`` (graph kept)."""
+    spec = "(), (N,), (N, 1) or (N, 2)"
+    tensor = _real_tensor(value, name, dtype, device, f"a number or a tensor of shape {spec}")
+    if tensor.ndim < 2:
+        tensor = tensor.reshape(-1, 1)  # (N, 1)
+    if tensor.ndim != 2 or tensor.shape[1] not in (1, 2) or tensor.shape[0] == 0:
+        raise ValueError(f"{name}: expected shape {spec}, got shape {tuple(tensor.shape)}")
+    return tensor.expand(-1, 2)
+
+
+def _xy_field(value: object, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A pair ``(2,)`` or a batch of pairs ``(N, 2)`` (tensor or sequence) -> ``(N, 2)``."""
+    tensor = _real_tensor(value, name, dtype, device, "a pair or a tensor of shape (N, 2)")
+    if tensor.ndim not in (1, 2) or tensor.shape[-1] != 2 or tensor.shape[0] == 0:
+        raise ValueError(f"{name}: expected shape (2,) or (N, 2), got shape {tuple(tensor.shape)}")
+    return tensor.reshape(-1, 2)
+
+
+def _check_image_size_values(raw: object, converted: torch.Tensor) -> None:
+    values = _host_values(raw, converted)
+    if values is not None and not bool((values >= 1).all()):
+        raise ValueError(
+            f"image_size: expected (height, width) values >= 1, got {_first_bad(values, values >= 1):g}"
+        )
+
+
+def _image_size_for(cameras: CamerasBase, image_size: object) -> torch.Tensor:
+    """The image sizes ``(N, 2)`` (height, width) for ``cameras``, checked and broadcast."""
+    if image_size is None:
+        raise ValueError(
+            "image_size: expected the image (height, width), a pair or a tensor (N, 2), to "
+            "convert between NDC and screen space (give it to the camera or to this call), "
+            "got None"
+        )
+    size = _xy_field(image_size, "image_size", cameras.dtype, cameras.device)
+    _check_image_size_values(image_size, size)
+    if size.shape[0] not in (1, len(cameras)):
+        raise ValueError(
+            f"image_size: expected a batch size of 1 or {len(cameras)} (len(cameras)), "
+            f"got {size.shape[0]}"
+        )
+    return _expand(size, len(cameras))
+
+
+def get_ndc_to_screen_transform(
+    cameras: CamerasBase, with_xyflip: bool = False, image_size: object = None
+) -> Transform3d:
+    """PyTorch3D NDC -> screen (pixel) coordinates, ``z`` unchanged.
+
+    NDC spans ``[-1, 1]`` along the image's shorter side, so with ``s = min(H, W) / 2``:
+    ``x -> s * x - W / 2`` and ``y -> s * y - H / 2``. With ``with_xyflip`` both are negated,
+    giving image coordinates (+X right, +Y down, origin at the top left corner, ``W x H``).
+
+    Args:
+        cameras: the cameras (their batch size, dtype and device are used).
+        with_xyflip: negate x and y after scaling.
+        image_size: ``(H, W)`` or ``(N, 2)`` (required).
+
+    Returns:
+        A Transform3d of ``len(cameras)`` transforms.
+    """
+    if not isinstance(cameras, CamerasBase):
+        raise TypeError(f"cameras: expected a CamerasBase, got {describe(cameras)}")
+    _check_bool(with_xyflip, "with_xyflip")
+    size = _image_size_for(cameras, image_size)  # (N, 2)
+    height, width = size.unbind(1)  # (N,) each
+    half_short = size.min(dim=1).values / 2  # (N,)
+    sign = -1.0 if with_xyflip else 1.0
+    one, zero = torch.ones_like(height), torch.zeros_like(height)
+    scale = torch.stack((sign * half_short, sign * half_short, one), dim=1)  # (N, 3)
+    shift = torch.stack((-sign * width / 2, -sign * height / 2, zero), dim=1)  # (N, 3)
+    return _axis_affine(scale, shift)
+
+
+def get_screen_to_ndc_transform(
+    cameras: CamerasBase, with_xyflip: bool = False, image_size: object = None
+) -> Transform3d:
+    """Screen (pixel) coordinates -> PyTorch3D NDC: the inverse of :func:`get_ndc_to_screen_transform`."""
+    return get_ndc_to_screen_transform(cameras, with_xyflip, image_size).inverse()
+
+
+# ---------------------------------------------------------------------------------------------
 # Cameras
 # ---------------------------------------------------------------------------------------------
 
@@ -179,6 +330,8 @@ class CamerasBase:
     _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ()
     _FIELD_SHAPES: ClassVar[dict[str, tuple[int, ...]]] = {"R": (3, 3), "T": (3,)}
     _DEFAULTS: ClassVar[tuple[torch.Tensor, ...]] = (_R, _T)
+    # Fields whose dtype never decides the cameras' dtype (e.g. integer-valued image sizes).
+    _DTYPE_NEUTRAL: ClassVar[tuple[str, ...]] = ()
 
     R: torch.Tensor
     T: torch.Tensor
@@ -188,16 +341,13 @@ class CamerasBase:
     def _init_fields(self, device: torch.device | str, **values: Any) -> None:
         """Check, convert, broadcast and set the per-camera fields; sets ``device``, ``dtype``, ``_N``."""
         device = _make_device(device)
-        dtype = _user_dtype(list(values.values()), self._DEFAULTS)
+        deciding = [v for k, v in values.items() if k not in self._DTYPE_NEUTRAL]
+        dtype = _user_dtype(deciding, self._DEFAULTS)
         converted: dict[str, torch.Tensor] = {}
         for name, value in values.items():
             if value is None:
                 continue
-            trailing = self._FIELD_SHAPES[name]
-            if trailing:
-                converted[name] = _matrix_field(value, name, trailing, dtype, device)
-            else:
-                converted[name] = as_batched_param(value, name, dtype=dtype, device=device)
+            converted[name] = self._convert_field(name, value, dtype, device)
         n = broadcast_batch_sizes({k: v.shape[0] for k, v in converted.items()})
         self.device = device
         self.dtype = dtype
@@ -205,6 +355,19 @@ class CamerasBase:
         for name in values:
             setattr(self, name, _expand(converted[name], n) if name in converted else None)
         self._check_values({name: (values[name], getattr(self, name)) for name in converted})
+
+    def _convert_field(
+        self, name: str, value: object, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """One field as given -> a checked tensor ``(n, *trailing)`` (``n`` is 1 or ``N``).
+
+        Matrix-like fields must be tensors ``(N, *trailing)``; per-camera floats may be numbers,
+        lists or tensors. Subclasses override this for fields with more forms.
+        """
+        trailing = self._FIELD_SHAPES[name]
+        if trailing:
+            return _matrix_field(value, name, trailing, dtype, device)
+        return as_batched_param(value, name, dtype=dtype, device=device)
 
     def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
         """Check field values where that needs no device sync (override in subclasses).
@@ -219,13 +382,10 @@ class CamerasBase:
         if name not in kwargs:
             return getattr(self, name)
         value = kwargs[name]
-        trailing = self._FIELD_SHAPES.get(name)
-        if trailing is None or value is None:
+        if name not in self._FIELD_SHAPES or value is None:
             return value
-        if trailing:
-            out = _matrix_field(value, name, trailing, self.dtype, self.device)
-        else:
-            out = as_batched_param(value, name, dtype=self.dtype, device=self.device)
+        out = self._convert_field(name, value, self.dtype, self.device)
+        if name not in ("R", "T", "K"):
             self._check_values({name: (value, out)})
         if out.shape[0] not in (1, self._N):
             raise ValueError(
@@ -276,7 +436,7 @@ class CamerasBase:
                     )
         else:
             raise TypeError(f"index: expected a Long or Bool tensor, got dtype {index.dtype}")
-        kwargs: dict[str, Any] = {name: getattr(self, name) for name in self._SHARED_FIELDS}
+        kwargs = self._shared_kwargs()
         for name in self._FIELDS:
             value = getattr(self, name)
             if value is not None:
@@ -286,9 +446,13 @@ class CamerasBase:
     def _tensor_fields(self) -> dict[str, torch.Tensor]:
         return {n: getattr(self, n) for n in self._FIELDS if getattr(self, n) is not None}
 
+    def _shared_kwargs(self) -> dict[str, Any]:
+        """The batch-wide fields as constructor arguments (``_in_ndc`` -> ``in_ndc``)."""
+        return {name.lstrip("_"): getattr(self, name) for name in self._SHARED_FIELDS}
+
     def clone(self) -> CamerasBase:
         """A copy with cloned tensors (still attached to the autograd graph)."""
-        kwargs: dict[str, Any] = {name: getattr(self, name) for name in self._SHARED_FIELDS}
+        kwargs = self._shared_kwargs()
         kwargs.update({k: v.clone() for k, v in self._tensor_fields().items()})
         return type(self)(device=self.device, **kwargs)
 
@@ -364,13 +528,16 @@ class CamerasBase:
         return self.get_full_projection_transform(**kwargs).transform_points(points, eps=eps)
 
     def get_ndc_camera_transform(self, **kwargs: Any) -> Transform3d:
-        """Camera space -> PyTorch3D NDC; the identity for cameras defined in NDC."""
+        """Camera space -> PyTorch3D NDC; the identity for cameras defined in NDC.
+
+        For a camera defined in screen space this generic version only rescales pixels to NDC
+        (:func:`get_screen_to_ndc_transform` without the xy flip, ``image_size`` from ``kwargs``
+        or the camera); cameras with a principal point override it.
+        """
         if self.in_ndc():
             return Transform3d(dtype=self.dtype, device=self.device)
-        raise NotImplementedError(
-            f"{type(self).__name__} is defined in screen space and must implement "
-            "get_ndc_camera_transform"
-        )
+        image_size = kwargs.get("image_size", self.get_image_size())
+        return get_screen_to_ndc_transform(self, with_xyflip=False, image_size=image_size)
 
     def transform_points_ndc(
         self, points: torch.Tensor, eps: float | None = None, **kwargs: Any
@@ -380,6 +547,46 @@ class CamerasBase:
         if not self.in_ndc():
             transform = transform.compose(self.get_ndc_camera_transform(**kwargs))
         return transform.transform_points(points, eps=eps)
+
+    def transform_points_screen(
+        self,
+        points: torch.Tensor,
+        eps: float | None = None,
+        with_xyflip: bool = True,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """Project world points to screen space (pixels, ``z`` as in NDC).
+
+        Args:
+            points: ``(P, 3)`` or ``(N, P, 3)``.
+            eps: optional clamp of the homogeneous divisor.
+            with_xyflip: flip x and y so that +X points right and +Y down, origin at the top
+                left image corner (the image convention); without it the axes stay PyTorch3D's.
+            **kwargs: field overrides; ``image_size`` ``(H, W)`` or ``(N, 2)`` is required here
+                unless the camera has one.
+
+        Returns:
+            ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` points).
+        """
+        _check_bool(with_xyflip, "with_xyflip")
+        points_ndc = self.transform_points_ndc(points, eps=eps, **kwargs)
+        image_size = kwargs.get("image_size", self.get_image_size())
+        to_screen = get_ndc_to_screen_transform(
+            self, with_xyflip=with_xyflip, image_size=image_size
+        )
+        return to_screen.transform_points(points_ndc, eps=eps)
+
+    def _check_xy_depth(self, xy_depth: torch.Tensor) -> None:
+        """Shape, dtype, device and batch of an ``unproject_points`` input."""
+        check_floating(xy_depth, "xy_depth")
+        check_shape(xy_depth, "xy_depth", ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
+        if xy_depth.dtype != self.dtype:
+            raise TypeError(
+                f"xy_depth: expected dtype {self.dtype} (the cameras'), got {xy_depth.dtype}"
+            )
+        check_same_device("xy_depth", xy_depth, self.device)
+        if xy_depth.ndim == 3:
+            broadcast_batch_sizes({"xy_depth.shape[0]": xy_depth.shape[0], "len(cameras)": self._N})
 
     def get_camera_center(self, **kwargs: Any) -> torch.Tensor:
         """Camera centres in world coordinates ``(N, 3)``: ``-T @ R^T``.
@@ -548,15 +755,7 @@ class FoVPerspectiveCameras(CamerasBase):
             Points ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` input).
         """
         kwargs.pop("from_ndc", None)
-        check_floating(xy_depth, "xy_depth")
-        check_shape(xy_depth, "xy_depth", ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
-        if xy_depth.dtype != self.dtype:
-            raise TypeError(
-                f"xy_depth: expected dtype {self.dtype} (the cameras'), got {xy_depth.dtype}"
-            )
-        check_same_device("xy_depth", xy_depth, self.device)
-        if xy_depth.ndim == 3:
-            broadcast_batch_sizes({"xy_depth.shape[0]": xy_depth.shape[0], "len(cameras)": self._N})
+        self._check_xy_depth(xy_depth)
         projection = self.get_projection_transform(**kwargs)
         if world_coordinates:
             to_ndc = self.get_world_to_view_transform(**kwargs).compose(projection)
@@ -614,6 +813,427 @@ def _fov_projection(znear, zfar, fov, aspect_ratio, degrees: bool):
         )
 
     return matrix, inverse
+
+
+# ---------------------------------------------------------------------------------------------
+# Cameras given by focal length and principal point (NDC or screen space)
+# ---------------------------------------------------------------------------------------------
+
+
+def _focal_projection(
+    focal: torch.Tensor, principal: torch.Tensor, orthographic: bool
+) -> Transform3d:
+    """View -> camera space of :class:`PerspectiveCameras` or :class:`OrthographicCameras`.
+
+    Perspective: ``(x, y, z) -> (fx x / z + px, fy y / z + py, 1 / z)``.
+    Orthographic: ``(x, y, z) -> (fx x + px, fy y + py, z)``.
+
+    Args:
+        focal: ``(N, 2)`` as ``(fx, fy)``.
+        principal: ``(N, 2)`` as ``(px, py)``.
+    """
+    focal, principal = torch.broadcast_tensors(focal, principal)
+    fx, fy = focal.unbind(1)  # (N,) each
+    px, py = principal.unbind(1)
+    one, zero = torch.ones_like(fx), torch.zeros_like(fx)
+    if orthographic:
+        return _axis_affine(torch.stack((fx, fy, one), 1), torch.stack((px, py, zero), 1))
+    # Row-vector form: [x, y, z, 1] @ M = [fx x + px z, fy y + py z, 1, z].
+    matrix = _sparse_matrix(
+        {(0, 0): fx, (1, 1): fy, (2, 0): px, (2, 1): py, (2, 3): one, (3, 2): one}, fx
+    )
+
+    def inverse() -> torch.Tensor:
+        return _sparse_matrix(
+            {
+                (0, 0): 1 / fx,
+                (1, 1): 1 / fy,
+                (3, 0): -px / fx,
+                (3, 1): -py / fy,
+                (2, 3): one,
+                (3, 2): one,
+            },
+            fx,
+        )
+
+    return Transform3d._with_inverse(matrix, inverse)
+
+
+class _FocalCameras(CamerasBase):
+    """Shared shell of :class:`PerspectiveCameras` and :class:`OrthographicCameras`."""
+
+    _ORTHOGRAPHIC: ClassVar[bool] = False
+    _FIELDS = ("K", "R", "T", "focal_length", "principal_point", "image_size")
+    _SHARED_FIELDS = ("_in_ndc",)
+    _FIELD_SHAPES: ClassVar[dict[str, tuple[int, ...]]] = {
+        "K": (4, 4),
+        "R": (3, 3),
+        "T": (3,),
+        "focal_length": (2,),
+        "principal_point": (2,),
+        "image_size": (2,),
+    }
+    _DTYPE_NEUTRAL = ("image_size",)
+
+    K: torch.Tensor | None
+    focal_length: torch.Tensor
+    principal_point: torch.Tensor
+    image_size: torch.Tensor | None
+
+    def __init__(
+        self,
+        focal_length: float | Sequence | torch.Tensor = 1.0,
+        principal_point: Sequence | torch.Tensor = ((0.0, 0.0),),
+        R: torch.Tensor = _R,
+        T: torch.Tensor = _T,
+        K: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
+        in_ndc: bool = True,
+        image_size: Sequence | torch.Tensor | None = None,
+    ) -> None:
+        self._in_ndc = _check_bool(in_ndc, "in_ndc")
+        self._init_fields(
+            device,
+            K=K,
+            R=R,
+            T=T,
+            focal_length=focal_length,
+            principal_point=principal_point,
+            image_size=image_size,
+        )
+
+    def _convert_field(
+        self, name: str, value: object, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        if name == "focal_length":
+            return _focal_length_field(value, name, dtype, device)
+        if name in ("principal_point", "image_size"):
+            return _xy_field(value, name, dtype, device)
+        return super()._convert_field(name, value, dtype, device)
+
+    def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
+        """A focal length of 0 collapses the projection; image sizes must be >= 1 pixel."""
+        if "focal_length" in fields:
+            raw, converted = fields["focal_length"]
+            values = _host_values(raw, converted)
+            if values is not None and not bool((values != 0).all()):
+                raise ValueError("focal_length: expected non-zero values, got 0")
+        if "image_size" in fields:
+            _check_image_size_values(*fields["image_size"])
+
+    def in_ndc(self) -> bool:
+        return self._in_ndc
+
+    def get_projection_transform(self, **kwargs: Any) -> Transform3d:
+        """View -> camera space (NDC, or screen units when ``in_ndc=False``).
+
+        Args:
+            **kwargs: ``focal_length``, ``principal_point`` or ``K`` override the camera's
+                fields for this call (other keys are ignored).
+        """
+        K = self._override("K", kwargs)
+        if K is not None:
+            return _column_matrix_transform(K)
+        focal = self._override("focal_length", kwargs)
+        principal = self._override("principal_point", kwargs)
+        return _focal_projection(focal, principal, self._ORTHOGRAPHIC)
+
+    def get_principal_point(self, **kwargs: Any) -> torch.Tensor:
+        """The principal points ``(N, 2)`` read off the projection (so also from a ``K``)."""
+        matrix = self.get_projection_transform(**kwargs).get_matrix()  # (N, 4, 4)
+        return matrix[:, 3, :2] if self._ORTHOGRAPHIC else matrix[:, 2, :2]
+
+    def get_ndc_camera_transform(self, **kwargs: Any) -> Transform3d:
+        """Camera space -> PyTorch3D NDC: the identity in NDC, else pixels -> NDC.
+
+        A screen-space principal point is given in image coordinates (+X right, +Y down) while
+        projected points keep PyTorch3D's axes (+X left, +Y up), so with ``s = min(H, W) / 2``:
+        ``x_ndc = (x - 2 px + W / 2) / s`` and ``y_ndc = (y - 2 py + H / 2) / s``; depth is kept.
+
+        Args:
+            **kwargs: field overrides, and ``image_size`` ``(H, W)`` or ``(N, 2)``.
+        """
+        if self._in_ndc:
+            return Transform3d(dtype=self.dtype, device=self.device)
+        size = _image_size_for(self, kwargs.get("image_size", self.image_size))  # (N, 2)
+        principal = self.get_principal_point(**kwargs)  # (N, 2)
+        half_short = size.min(dim=1).values / 2  # (N,)
+        offset = size.flip(1) / 2 - 2 * principal  # (N, 2): (W/2 - 2 px, H/2 - 2 py)
+        one, zero = torch.ones_like(half_short), torch.zeros_like(half_short)
+        inv = 1 / half_short
+        scale = torch.stack((inv, inv, one), dim=1)  # (N, 3)
+        shift = torch.cat((offset * inv[:, None], zero[:, None]), dim=1)  # (N, 3)
+        return _axis_affine(scale, shift)
+
+    def unproject_points(
+        self,
+        xy_depth: torch.Tensor,
+        world_coordinates: bool = True,
+        from_ndc: bool = False,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """Camera-space ``x, y`` plus view depth -> world (or view) points.
+
+        Args:
+            xy_depth: ``(P, 3)`` or ``(N, P, 3)``: ``x, y`` in the camera's space (NDC, or
+                screen units when ``in_ndc=False``) and the view-space depth ``z``.
+            world_coordinates: return world points (True) or view points (False).
+            from_ndc: the ``x, y`` are in PyTorch3D NDC even for a screen-space camera (what
+                the raysamplers pass).
+            **kwargs: field overrides (``image_size`` too).
+
+        Returns:
+            Points ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` input).
+        """
+        _check_bool(world_coordinates, "world_coordinates")
+        _check_bool(from_ndc, "from_ndc")
+        self._check_xy_depth(xy_depth)
+        to_camera = self.get_projection_transform(**kwargs)
+        if world_coordinates:
+            to_camera = self.get_world_to_view_transform(**kwargs).compose(to_camera)
+        if from_ndc and not self._in_ndc:
+            to_camera = to_camera.compose(self.get_ndc_camera_transform(**kwargs))
+        if not self._ORTHOGRAPHIC:
+            # the projection's third coordinate is 1 / depth
+            xy_depth = torch.cat((xy_depth[..., :2], 1.0 / xy_depth[..., 2:3]), dim=-1)
+        return to_camera.inverse().transform_points(xy_depth)
+
+
+class PerspectiveCameras(_FocalCameras):
+    """Pinhole cameras given by focal length and principal point (multi-view geometry style).
+
+    The projection is ``x' = fx * x / z + px``, ``y' = fy * y / z + py``, and the third
+    coordinate is ``1 / z``. With ``in_ndc=True`` (default) the parameters and the projected
+    points are in PyTorch3D NDC. With ``in_ndc=False`` they are in pixels: the principal point
+    in image coordinates (+X right, +Y down), and ``image_size`` is needed wherever points go to
+    NDC (the raysamplers, :meth:`transform_points_ndc`); see :meth:`get_ndc_camera_transform`.
+
+    Args:
+        focal_length: a number, ``(N,)``, ``(N, 1)`` (square pixels) or ``(N, 2)`` as
+            ``(fx, fy)``; non-zero. Stored as ``(N, 2)``.
+        principal_point: ``(N, 2)`` (or one pair) as ``(px, py)``.
+        R: rotations ``(N, 3, 3)`` (world -> view: ``p @ R + T``).
+        T: translations ``(N, 3)``.
+        K: optional projection matrices ``(N, 4, 4)`` (column-vector convention); when given
+            they replace the matrices built from focal length and principal point.
+        device: where the cameras live; tensors given are moved there.
+        in_ndc: whether the parameters are in NDC (True) or screen space (False).
+        image_size: ``(N, 2)`` (or one pair) as (height, width), values ``>= 1``; one pair
+            means one size for every camera (PyTorch3D would read ``(H, W)`` as two cameras).
+    """
+
+    def is_perspective(self) -> bool:
+        return True
+
+
+class OrthographicCameras(_FocalCameras):
+    """Orthographic cameras given by focal length (scale) and principal point.
+
+    The projection is ``x' = fx * x + px``, ``y' = fy * y + py``, ``z' = z``: depth does not
+    change where a point lands. ``in_ndc`` and ``image_size`` work as in
+    :class:`PerspectiveCameras`, and so do the arguments.
+    """
+
+    _ORTHOGRAPHIC = True
+
+    def is_perspective(self) -> bool:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Orthographic cameras given by the box they see
+# ---------------------------------------------------------------------------------------------
+
+
+def _fov_orthographic_axes(znear, zfar, max_x, min_x, max_y, min_y, scale_xyz):
+    """Per-axis scale and shift ``(N, 3)`` of the view -> NDC map of FoVOrthographicCameras."""
+    znear, zfar, max_x, min_x, max_y, min_y = torch.broadcast_tensors(
+        znear, zfar, max_x, min_x, max_y, min_y
+    )
+    width, height, depth = max_x - min_x, max_y - min_y, zfar - znear
+    scale = torch.stack((2 / width, 2 / height, 1 / depth), dim=1) * scale_xyz  # (N, 3)
+    shift = torch.stack(
+        (-(max_x + min_x) / width, -(max_y + min_y) / height, -znear / depth), dim=1
+    )  # (N, 3)
+    return scale, shift
+
+
+class FoVOrthographicCameras(CamerasBase):
+    """Orthographic cameras that map a view-space box to NDC (OpenGL-style, PyTorch3D's NDC).
+
+    ``x_ndc = (2 sx x - (max_x + min_x)) / (max_x - min_x)`` (likewise for y) and
+    ``z_ndc = (sz z - znear) / (zfar - znear)``: with unit scales ``min_x .. max_x`` maps to
+    ``-1 .. 1`` and ``z`` from ``znear`` to ``zfar`` to ``0 .. 1``. The scales act on the view
+    coordinates only, not on the offsets (as in PyTorch3D).
+
+    Args:
+        znear: near plane(s): a float, a list or a tensor ``()`` / ``(N,)``.
+        zfar: far plane(s) ``> znear``, like ``znear``.
+        max_y, min_y: the box's y extent (``max_y > min_y``), like ``znear``.
+        max_x, min_x: the box's x extent (``max_x > min_x``), like ``znear``.
+        scale_xyz: non-zero per-axis scale factors ``(N, 3)`` (or one triple).
+        R: rotations ``(N, 3, 3)`` (world -> view: ``p @ R + T``).
+        T: translations ``(N, 3)``.
+        K: optional projection matrices ``(N, 4, 4)`` (column-vector convention); when given
+            they replace the matrices built from the fields above.
+        device: where the cameras live; tensors given are moved there.
+
+    Value checks run at construction for Python numbers and CPU tensors (no host sync).
+    """
+
+    _FIELDS = ("K", "znear", "zfar", "R", "T", "max_y", "min_y", "max_x", "min_x", "scale_xyz")
+    _FIELD_SHAPES: ClassVar[dict[str, tuple[int, ...]]] = {
+        "K": (4, 4),
+        "znear": (),
+        "zfar": (),
+        "R": (3, 3),
+        "T": (3,),
+        "max_y": (),
+        "min_y": (),
+        "max_x": (),
+        "min_x": (),
+        "scale_xyz": (3,),
+    }
+
+    K: torch.Tensor | None
+    znear: torch.Tensor
+    zfar: torch.Tensor
+    max_y: torch.Tensor
+    min_y: torch.Tensor
+    max_x: torch.Tensor
+    min_x: torch.Tensor
+    scale_xyz: torch.Tensor
+
+    def __init__(
+        self,
+        znear: _BatchFloat = 1.0,
+        zfar: _BatchFloat = 100.0,
+        max_y: _BatchFloat = 1.0,
+        min_y: _BatchFloat = -1.0,
+        max_x: _BatchFloat = 1.0,
+        min_x: _BatchFloat = -1.0,
+        scale_xyz: Sequence | torch.Tensor = ((1.0, 1.0, 1.0),),
+        R: torch.Tensor = _R,
+        T: torch.Tensor = _T,
+        K: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self._init_fields(
+            device,
+            K=K,
+            znear=znear,
+            zfar=zfar,
+            max_y=max_y,
+            min_y=min_y,
+            max_x=max_x,
+            min_x=min_x,
+            scale_xyz=scale_xyz,
+            R=R,
+            T=T,
+        )
+
+    def _convert_field(
+        self, name: str, value: object, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        if name == "scale_xyz":
+            return _vector_field(value, name, dtype, device)
+        return super()._convert_field(name, value, dtype, device)
+
+    def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
+        """Ordered bounds (``zfar > znear``, ``max > min``) and non-zero scales, without a sync."""
+        values = {}
+        for name in ("znear", "zfar", "max_x", "min_x", "max_y", "min_y", "scale_xyz"):
+            given, converted = fields.get(name, (getattr(self, name), getattr(self, name)))
+            values[name] = _host_values(given, converted)
+        scale = values["scale_xyz"]
+        if scale is not None and not bool((scale != 0).all()):
+            raise ValueError("scale_xyz: expected non-zero values, got 0")
+        for low, high in (("znear", "zfar"), ("min_x", "max_x"), ("min_y", "max_y")):
+            lo, hi = values[low], values[high]
+            if lo is None or hi is None:
+                continue
+            lo, hi = torch.broadcast_tensors(lo.double(), hi.double())
+            ok = hi > lo
+            if not bool(ok.all()):
+                i = int((~ok).nonzero()[0, 0])
+                raise ValueError(
+                    f"{high}: expected values > {low}, got {high}={float(hi[i]):g} "
+                    f"with {low}={float(lo[i]):g}"
+                )
+
+    def is_perspective(self) -> bool:
+        return False
+
+    def in_ndc(self) -> bool:
+        return True
+
+    def compute_projection_matrix(
+        self, znear, zfar, max_x, min_x, max_y, min_y, scale_xyz
+    ) -> torch.Tensor:
+        """Column-vector projection matrices ``K`` ``(N, 4, 4)`` (PyTorch3D's method).
+
+        Args:
+            znear, zfar, max_x, min_x, max_y, min_y: floats, lists or tensors ``()`` / ``(N,)``.
+            scale_xyz: ``(3,)`` or ``(N, 3)``.
+        """
+        names = ("znear", "zfar", "max_x", "min_x", "max_y", "min_y", "scale_xyz")
+        given = (znear, zfar, max_x, min_x, max_y, min_y, scale_xyz)
+        fields = [self._override(k, {k: v}) for k, v in zip(names, given, strict=True)]
+        scale, shift = _fov_orthographic_axes(*fields)
+        return _axis_affine(scale, shift).get_matrix().transpose(1, 2)
+
+    def get_projection_transform(self, **kwargs: Any) -> Transform3d:
+        """View -> NDC transform (row-vector matrices ``(N, 4, 4)``).
+
+        Args:
+            **kwargs: ``znear``, ``zfar``, ``max_x``, ``min_x``, ``max_y``, ``min_y``,
+                ``scale_xyz`` or ``K`` override the camera's fields for this call.
+        """
+        K = self._override("K", kwargs)
+        if K is not None:
+            return _column_matrix_transform(K)
+        names = ("znear", "zfar", "max_x", "min_x", "max_y", "min_y", "scale_xyz")
+        scale, shift = _fov_orthographic_axes(*(self._override(k, kwargs) for k in names))
+        return _axis_affine(scale, shift)
+
+    def unproject_points(
+        self,
+        xy_depth: torch.Tensor,
+        world_coordinates: bool = True,
+        scaled_depth_input: bool = False,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """NDC ``x, y`` plus depth -> world (or view) points; inverts :meth:`transform_points`.
+
+        Args:
+            xy_depth: ``(P, 3)`` or ``(N, P, 3)``: NDC ``x, y`` and the depth (the view-space
+                ``z``, or with ``scaled_depth_input`` the NDC ``z``).
+            world_coordinates: return world points (True) or view points (False).
+            scaled_depth_input: whether the depth is already the NDC ``z``.
+            **kwargs: field overrides; ``from_ndc`` is accepted and ignored (NDC cameras).
+
+        Returns:
+            Points ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` input).
+        """
+        kwargs.pop("from_ndc", None)
+        _check_bool(world_coordinates, "world_coordinates")
+        _check_bool(scaled_depth_input, "scaled_depth_input")
+        self._check_xy_depth(xy_depth)
+        projection = self.get_projection_transform(**kwargs)
+        to_ndc = projection
+        if world_coordinates:
+            to_ndc = self.get_world_to_view_transform(**kwargs).compose(projection)
+        if not scaled_depth_input:
+            matrix = projection.get_matrix()  # (N, 4, 4)
+            if xy_depth.ndim == 2 and len(matrix) > 1:
+                xy_depth = xy_depth[None]  # (1, P, 3)
+            shape = (-1,) + (1,) * (xy_depth.ndim - 1)
+            scale_z = matrix[:, 2, 2].reshape(shape)  # (N, 1, 1): z_ndc = scale_z * z + shift_z
+            shift_z = matrix[:, 3, 2].reshape(shape)
+            sdepth = scale_z * xy_depth[..., 2:3] + shift_z  # (N, P, 1)
+            xy = xy_depth[..., :2].expand(*sdepth.shape[:-1], 2)
+            xy_depth = torch.cat((xy, sdepth), dim=-1)  # (N, P, 3)
+        return to_ndc.inverse().transform_points(xy_depth)
 
 
 # ---------------------------------------------------------------------------------------------
