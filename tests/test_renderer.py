@@ -387,3 +387,79 @@ def test_tutorial_loop_loss_decreases():
         losses.append(float(loss.detach()))
     assert all(map(lambda v: v == v, losses))  # no NaN
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+# ----------------------------------------------------------------------------- duck typing, axes
+
+
+class _DuckCameras:
+    """Not a voxrender class: only the attributes and methods a raysampler uses."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.R, self.T, self.device = inner.R, inner.T, inner.device
+
+    def __len__(self):
+        return len(self._inner)
+
+    def unproject_points(self, *args, **kwargs):
+        return self._inner.unproject_points(*args, **kwargs)
+
+    def get_camera_center(self, **kwargs):
+        return self._inner.get_camera_center(**kwargs)
+
+
+class _DuckVolumes:
+    """Not a voxrender class: only what VolumeSampler calls."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __len__(self):
+        return len(self._inner)
+
+    def densities(self):
+        return self._inner.densities()
+
+    def features(self):
+        return self._inner.features()
+
+    def world_to_local_coords(self, points):
+        return self._inner.world_to_local_coords(points)
+
+    def get_align_corners(self):
+        return self._inner.get_align_corners()
+
+
+def test_renderer_accepts_duck_typed_cameras_and_volumes():
+    cams, vols, sampler = _tiny_setup()
+    renderer = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher())
+    want, _ = renderer(cameras=cams, volumes=vols)
+    got, _ = renderer(cameras=_DuckCameras(cams), volumes=_DuckVolumes(vols))
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("sample_mode", ["bilinear", "nearest"])
+def test_axis_parallel_rays_have_finite_gradients(axis, sample_mode):
+    # Rays along a grid axis through voxel centres and faces: integer local coordinates
+    # everywhere on the other two axes.
+    dens = torch.rand(1, 1, 5, 5, 5, dtype=torch.float64, requires_grad=True)
+    feats = torch.rand(1, 3, 5, 5, 5, dtype=torch.float64, requires_grad=True)
+    vols = Volumes(densities=dens, features=feats, voxel_size=0.5)
+    offsets = torch.tensor([-1.0, -0.5, 0.0, 0.25, 1.0], dtype=torch.float64)
+    origins = torch.zeros(1, 5, 3, dtype=torch.float64)
+    origins[0, :, (axis + 1) % 3] = offsets
+    origins[0, :, axis] = -1.5
+    origins.requires_grad_()
+    directions = torch.zeros(1, 5, 3, dtype=torch.float64)
+    directions[..., axis] = 1.0
+    directions.requires_grad_()
+    lengths = torch.linspace(0.0, 3.0, 13, dtype=torch.float64).expand(1, 5, 13)
+    sampler = VolumeSampler(vols, sample_mode=sample_mode)
+    rays_densities, rays_features = sampler(RayBundle(origins, directions, lengths, None))
+    images = EmissionAbsorptionRaymarcher()(rays_densities, rays_features)
+    images.sum().backward()
+    for t in (dens, feats, origins, directions):
+        assert torch.isfinite(t.grad).all()
+    assert dens.grad.abs().sum() > 0
