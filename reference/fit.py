@@ -1,0 +1,451 @@
+"""``voxrender-fit``: PyTorch3D's ``fit_textured_volume`` tutorial as a command-line tool.
+
+A ``V^3`` grid of density and colour logits (initialised to -4 and 0) is rendered through a
+sigmoid by ``VolumeRenderer(NDCMultinomialRaysampler(...), EmissionAbsorptionRaymarcher())``
+from minibatches of training cameras and fitted with Adam (lr 0.1, re-created with lr 0.01 at
+``round(0.75 * iters)``, exactly as the tutorial does) to the views' images and silhouettes
+under the tutorial's huber losses. Randomness matches the tutorial's: ``torch.manual_seed(seed)``
+once, then one ``torch.randperm(N)[:batch_size]`` per iteration and no other draw from the
+global generator, so loss curves are comparable with PyTorch3D's.
+
+Usage::
+
+    python -m reference.fit --preset quick                 # built-in scene, a few minutes on CPU
+    python -m reference.fit --data views.npz --out runs/cow  # the tutorial's settings
+    python -m reference.fit --out runs/cow --resume        # continue an interrupted run
+
+Data: ``--data FILE.npz`` with ``images (N, H, W, 3)``, ``silhouettes (N, H, W)``,
+``R (N, 3, 3)``, ``T (N, 3)``, optional ``fov``/``znear``/``zfar``/``aspect_ratio`` (scalar or
+``(N,)``) and optional ``heldout_images``/``heldout_R``/``heldout_T``/``heldout_silhouettes``;
+full table in :mod:`reference.data`. Without ``--data``, the built-in scene of
+:mod:`reference.scene`.
+
+Run folder (``--out``, default ``runs/<timestamp>``), every file written atomically:
+
+- ``metrics.json``: ``config``, per-iteration ``color_err`` and ``sil_err``, ``wall_s`` (training
+  loop), ``iters_per_s``, ``device``, ``backend``, ``psnr_train``, ``psnr_heldout`` (``null``
+  without held-out views), and a few descriptive extras. Written last: its presence means done.
+- ``loss.png``; ``progress_0000.png``, ``progress_0040.png``, ...: the tutorial's panels
+  (rendered vs target image and silhouette, first view of that iteration's batch).
+- ``rotating.png`` (7 x 4 mosaic of the 28 frames) and ``rotating.gif``.
+- ``volume.pt``: ``densities (1, V, V, V)`` and ``colors (3, V, V, V)`` after the sigmoid,
+  ``voxel_size``, ``extent``, ``volume_size``.
+- ``checkpoint.pt``: see :mod:`reference.checkpoint`; every ``--checkpoint-every`` iterations, at
+  the end, and on Ctrl-C (which finishes the current iteration first; a second Ctrl-C aborts).
+
+PSNR is ``-10 log10(mean((clamp(render, 0, 1) - target)^2))`` over all pixels and channels of all
+training (held-out) views, rendering the final volume in batches of ``--eval-batch-size``.
+
+User errors (bad flags or data, an unusable run folder) print one ``voxrender-fit: error:`` line
+to stderr and exit with status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .atomic import save_torch_atomic, write_json_atomic
+from .backends import Backend, get_backend
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .config import RESULT_KEYS, FitConfig, flag, parse_overrides, resolve_config, validate_config
+from .data import ViewData, Views, load_views_npz, make_cameras
+from .errors import FitError
+from .model import VolumeModel, fit_errors, squared_error_sum
+from .plots import save_gif, save_loss_plot, save_mosaic, save_progress_panel
+from .scene import CAMERA_DIST, TRAIN_ANGLES, make_scene_data
+
+__all__ = ["main", "resolve_device", "run"]
+
+ROTATING_FRAMES = (4, 7)  # rows, cols of the mosaic: 28 frames
+LR_DROP_AT = 0.75  # fraction of the iterations after which Adam restarts with lr / 10
+_FLUSH_EVERY = 10  # iterations between reading the losses back from the device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` must be available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FitError(
+            f"--device cuda: CUDA is not available to torch {torch.__version__} here; use --device cpu"
+        )
+    if name not in ("cpu", "cuda"):
+        raise FitError(f"--device: expected one of auto, cpu, cuda, got {name!r}")
+    return torch.device(name)
+
+
+def _default_out() -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out, k = Path("runs") / stamp, 1
+    while out.exists():
+        k += 1
+        out = Path("runs") / f"{stamp}-{k}"
+    return out
+
+
+def _check_fresh_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise FitError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise FitError(
+            f"--out {out}: folder exists and is not empty; pass --resume to continue the run in it "
+            "or choose another --out"
+        )
+
+
+def _check_resumable(cfg: FitConfig, ckpt: dict[str, Any]) -> None:
+    stored = ckpt["config"]
+    clashes = [
+        f"{flag(k)} {getattr(cfg, k)!r} (the run has {stored.get(k)!r})"
+        for k in RESULT_KEYS
+        if getattr(cfg, k) != stored.get(k)
+    ]
+    if clashes:
+        raise FitError("--resume: settings differ from the checkpoint's: " + "; ".join(clashes))
+    if cfg.stop_after is not None and cfg.stop_after <= ckpt["iteration"]:
+        raise FitError(
+            f"--stop-after {cfg.stop_after}: the run has already done {ckpt['iteration']} iterations"
+        )
+
+
+def _load_data(cfg: FitConfig, device: torch.device) -> ViewData:
+    if cfg.data is not None:
+        data = load_views_npz(cfg.data)
+        h, w = data.train.image_size
+        if cfg.image_size is not None and (cfg.image_size, cfg.image_size) != (h, w):
+            raise FitError(
+                f"--image-size {cfg.image_size}: the data file's images are {h}x{w} (H x W); "
+                "drop --image-size with --data"
+            )
+        return data
+    size = 128 if cfg.image_size is None else cfg.image_size
+    return make_scene_data(size, cfg.scene_pts_per_ray, device=device)
+
+
+class _DeferredSigint:
+    """Turn the first Ctrl-C into a flag checked between iterations; a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredSigint:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _render_batches(
+    model: VolumeModel, backend: Backend, cams: dict[str, torch.Tensor], batch: int
+):
+    """Yield ``(slice, renders (b, H, W, 4))`` over camera tensors ``cams`` (R, T, intrinsics)."""
+    n = cams["R"].shape[0]
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            sl = slice(start, min(start + batch, n))
+            yield sl, model(make_cameras(backend, **{k: v[sl] for k, v in cams.items()}))
+
+
+def _views_cameras(views: Views) -> dict[str, torch.Tensor]:
+    keys = ("R", "T", "fov", "znear", "zfar", "aspect_ratio")
+    return {k: getattr(views, k) for k in keys}
+
+
+def _psnr(model: VolumeModel, backend: Backend, views: Views, batch: int) -> float:
+    total = torch.zeros((), dtype=torch.float64, device=views.images.device)
+    for sl, rendered in _render_batches(model, backend, _views_cameras(views), batch):
+        total += squared_error_sum(rendered[..., :3], views.images[sl])
+    mse = total.item() / views.images.numel()
+    return -10.0 * math.log10(mse) if mse > 0 else math.inf
+
+
+def _rotating_frames(
+    model: VolumeModel, backend: Backend, views: Views, batch: int
+) -> torch.Tensor:
+    """The tutorial's 28 frames of the volume turning about +y: ``(28, H, W, 3)`` on the CPU."""
+    n = ROTATING_FRAMES[0] * ROTATING_FRAMES[1]
+    device = views.R.device
+    log_rot = torch.zeros(n, 3, device=device)
+    log_rot[:, 1] = torch.linspace(-3.14, 3.14, n, device=device)
+    T = torch.zeros(n, 3, device=device)
+    T[:, 2] = CAMERA_DIST
+    cams = {"R": backend.so3_exp_map(log_rot), "T": T}
+    for key in ("fov", "znear", "zfar", "aspect_ratio"):
+        cams[key] = getattr(views, key)[:1].expand(n)  # the first training view's, as the tutorial
+    frames = [
+        r[..., :3].clamp(0.0, 1.0).cpu() for _, r in _render_batches(model, backend, cams, batch)
+    ]
+    return torch.cat(frames)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def run(
+    config: FitConfig, *, data: ViewData | None = None, log: Callable[[str], None] | None = print
+) -> dict[str, Any]:
+    """Fit a volume; write the run folder; return the metrics.
+
+    Args:
+        config: the settings (see :class:`~reference.config.FitConfig`); validated here.
+        data: views to fit instead of loading ``config.data`` / rendering the built-in scene.
+        log: where progress messages go (``None``: nowhere).
+
+    Returns:
+        ``metrics.json``'s content plus ``out`` (the run folder) and ``completed`` (``False`` when
+        ``stop_after`` ended the run early; the dict then holds only ``out``, ``completed``,
+        ``iteration``, ``color_err`` and ``sil_err``).
+
+    Raises:
+        FitError: a user error, raised before anything is written.
+        KeyboardInterrupt: after saving a checkpoint, on Ctrl-C.
+    """
+    log = log or _quiet
+    cfg = validate_config(dataclasses.replace(config))
+    device = resolve_device(cfg.device)
+    backend = get_backend(cfg.backend)
+    out = Path(cfg.out) if cfg.out is not None else _default_out()
+    ckpt = None
+    if cfg.resume:
+        ckpt = load_checkpoint(out / CHECKPOINT_NAME)
+        _check_resumable(cfg, ckpt)
+    else:
+        _check_fresh_out(out)
+    if data is None and cfg.data is None and cfg.batch_size > len(TRAIN_ANGLES[0]):
+        raise FitError(  # refuse before spending time on rendering the scene
+            f"--batch-size {cfg.batch_size}: larger than the number of training views ({len(TRAIN_ANGLES[0])})"
+        )
+    if data is None:
+        log(f"loading data: {cfg.data}" if cfg.data else "rendering the built-in scene ...")
+        data = _load_data(cfg, device)
+    n_views = len(data.train)
+    if data.train.silhouettes is None:
+        raise FitError(f"{data.source}: training views need silhouettes")
+    if cfg.batch_size > n_views:
+        raise FitError(
+            f"--batch-size {cfg.batch_size}: larger than the number of training views ({n_views})"
+        )
+    cfg.out = str(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = data.to(device)
+
+    model = VolumeModel(
+        backend,
+        cfg.volume_size,
+        cfg.extent,
+        data.train.image_size,
+        cfg.n_pts_per_ray,
+        cfg.min_depth,
+    ).to(device)
+    state = _fit(cfg, model, backend, data.train, out, ckpt, log)
+    if not state["completed"]:
+        return state
+
+    t0 = time.perf_counter()
+    log("rendering the final volume ...")
+    volume = model.fitted_volume()
+    save_torch_atomic(out / "volume.pt", volume)
+    psnr_train = _psnr(model, backend, data.train, cfg.eval_batch_size)
+    psnr_heldout = (
+        None if data.heldout is None else _psnr(model, backend, data.heldout, cfg.eval_batch_size)
+    )
+    frames = _rotating_frames(model, backend, data.train, cfg.eval_batch_size).numpy()
+    save_mosaic(out / "rotating.png", frames, *ROTATING_FRAMES)
+    save_gif(out / "rotating.gif", frames)
+    save_loss_plot(
+        out / "loss.png", state["color_err"], state["sil_err"], round(LR_DROP_AT * cfg.iters)
+    )
+    wall = state["wall_s"]
+    metrics = {
+        "config": cfg.to_dict(),
+        "color_err": state["color_err"],
+        "sil_err": state["sil_err"],
+        "wall_s": wall,
+        "iters_per_s": cfg.iters / wall if wall > 0 else None,
+        "device": str(device),
+        "backend": backend.name,
+        "psnr_train": psnr_train,
+        "psnr_heldout": psnr_heldout,
+        "iters": cfg.iters,
+        "image_size": list(data.train.image_size),
+        "num_views": n_views,
+        "num_heldout_views": 0 if data.heldout is None else len(data.heldout),
+        "data": data.source,
+        "eval_wall_s": time.perf_counter() - t0,
+        "torch_version": torch.__version__,
+        "num_threads": torch.get_num_threads(),
+    }
+    write_json_atomic(out / "metrics.json", metrics)
+    held = "n/a (no held-out views)" if psnr_heldout is None else f"{psnr_heldout:.2f} dB"
+    log(
+        f"done: {cfg.iters} iterations in {wall:.1f} s ({metrics['iters_per_s'] or 0:.2f} it/s) on "
+        f"{device} with {backend.name}\n"
+        f"PSNR train {psnr_train:.2f} dB, held-out {held}\n"
+        f"results in {out}/: metrics.json, loss.png, progress_*.png, rotating.png, rotating.gif, "
+        f"volume.pt, checkpoint.pt"
+    )
+    return {**metrics, "out": str(out), "completed": True}
+
+
+def _fit(
+    cfg: FitConfig,
+    model: VolumeModel,
+    backend: Backend,
+    train: Views,
+    out: Path,
+    ckpt: dict[str, Any] | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The tutorial's optimisation loop, with checkpoints, panels and a progress bar."""
+    params = [model.log_densities, model.log_colors]
+    lr_drop = round(LR_DROP_AT * cfg.iters)
+    torch.manual_seed(cfg.seed)
+    start, color_hist, sil_hist, wall = 0, [], [], 0.0
+    if ckpt is not None:
+        start = ckpt["iteration"]
+        with torch.no_grad():
+            model.log_densities.copy_(ckpt["params"]["log_densities"])
+            model.log_colors.copy_(ckpt["params"]["log_colors"])
+        color_hist, sil_hist, wall = list(ckpt["color_err"]), list(ckpt["sil_err"]), ckpt["wall_s"]
+        torch.set_rng_state(ckpt["rng_state"])
+    optimizer = torch.optim.Adam(params, lr=cfg.lr if start <= lr_drop else cfg.lr * 0.1)
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        log(f"resuming {out} at iteration {start} of {cfg.iters}")
+
+    pending: list[torch.Tensor] = []  # (2,) losses not yet read back from the device
+
+    def flush() -> None:
+        if pending:
+            values = torch.stack(pending).tolist()
+            color_hist.extend(v[0] for v in values)
+            sil_hist.extend(v[1] for v in values)
+            pending.clear()
+
+    def snapshot(done: int, elapsed: float) -> dict[str, Any]:
+        flush()
+        return {
+            "iteration": done,
+            "params": {
+                "log_densities": model.log_densities.detach(),
+                "log_colors": model.log_colors.detach(),
+            },
+            "optimizer": optimizer.state_dict(),
+            "color_err": list(color_hist),
+            "sil_err": list(sil_hist),
+            "wall_s": elapsed,
+            "rng_state": torch.get_rng_state(),
+            "config": cfg.to_dict(),
+        }
+
+    n_views = len(train)
+    disable = None if cfg.progress_bar is None else not cfg.progress_bar
+    done = start
+    bar = tqdm(
+        total=cfg.iters, initial=start, desc="fit", unit="it", file=sys.stderr, disable=disable
+    )
+    with bar, _DeferredSigint() as sigint:
+        t0, io_time = time.perf_counter(), 0.0
+        for it in range(start, cfg.iters):
+            if it == lr_drop:  # the tutorial re-creates Adam: fresh moments, lr / 10
+                optimizer = torch.optim.Adam(params, lr=cfg.lr * 0.1)
+            optimizer.zero_grad()
+            index = torch.randperm(n_views)[: cfg.batch_size].to(train.images.device)
+            rendered = model(train.cameras(backend, index))  # (B, H, W, 4)
+            color_err, sil_err = fit_errors(rendered, train.images[index], train.silhouettes[index])
+            (color_err + sil_err).backward()
+            optimizer.step()
+            pending.append(torch.stack((color_err, sil_err)).detach())
+            done = it + 1
+
+            io_start = time.perf_counter()  # panels and checkpoints don't count as loop time
+            if it % cfg.progress_every == 0:
+                first = index[0]
+                r = rendered[0].detach().cpu().numpy()
+                save_progress_panel(
+                    out / f"progress_{it:04d}.png",
+                    r[..., :3],
+                    train.images[first].cpu().numpy(),
+                    r[..., 3],
+                    train.silhouettes[first].cpu().numpy(),
+                    title=f"iteration {it}",
+                )
+            bar.update(1)
+            if it % _FLUSH_EVERY == 0 or done == cfg.iters:
+                flush()
+                bar.set_postfix(color_err=f"{color_hist[-1]:.2e}", sil_err=f"{sil_hist[-1]:.2e}")
+            stopping = sigint.requested or done == cfg.stop_after
+            if done % cfg.checkpoint_every == 0 or done == cfg.iters or stopping:
+                elapsed = wall + (io_start - t0) - io_time
+                save_checkpoint(out / CHECKPOINT_NAME, snapshot(done, elapsed))
+            io_time += time.perf_counter() - io_start
+            if stopping:
+                break
+        if model.log_densities.is_cuda:
+            torch.cuda.synchronize()
+        wall += time.perf_counter() - t0 - io_time
+    flush()
+    if sigint.requested and done < cfg.iters:
+        log(
+            f"interrupted after iteration {done}; continue with: voxrender-fit --resume --out {out}"
+        )
+        raise KeyboardInterrupt
+    if done < cfg.iters:
+        log(
+            f"stopped after iteration {done} (--stop-after); continue with: voxrender-fit --resume --out {out}"
+        )
+        return {
+            "out": str(out),
+            "completed": False,
+            "iteration": done,
+            "color_err": color_hist,
+            "sil_err": sil_hist,
+        }
+    return {"completed": True, "color_err": color_hist, "sil_err": sil_hist, "wall_s": wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    try:
+        overrides = parse_overrides(argv)
+        checkpoint_config = None
+        if overrides.get("resume"):
+            if "out" not in overrides:
+                raise FitError(
+                    "--resume: expected --out naming the run folder to continue, got none"
+                )
+            checkpoint_config = load_checkpoint(Path(overrides["out"]) / CHECKPOINT_NAME)["config"]
+        run(resolve_config(overrides, checkpoint_config))
+    except FitError as e:
+        print(f"voxrender-fit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("voxrender-fit: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
