@@ -463,3 +463,142 @@ def test_axis_parallel_rays_have_finite_gradients(axis, sample_mode):
     for t in (dens, feats, origins, directions):
         assert torch.isfinite(t.grad).all()
     assert dens.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- chunked rendering
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 10_000])
+def test_chunked_rendering_matches_unchunked_values_and_gradients(chunk_size):
+    config, inp, *_ = load_case("render_1")  # 24 x 16 image: 384 rays per view
+    results = []
+    for chunk in (None, chunk_size):
+        ld = inp["log_densities"].clone().requires_grad_()
+        lc = inp["log_colors"].clone().requires_grad_()
+        R, T = look_at_view_transform(dist=2.7, elev=inp["elev"], azim=inp["azim"])
+        renderer = VolumeRenderer(
+            NDCMultinomialRaysampler(
+                image_width=24, image_height=16, n_pts_per_ray=20, min_depth=0.1, max_depth=3.0
+            ),
+            EmissionAbsorptionRaymarcher(),
+            chunk_size=chunk,
+        )
+        B = R.shape[0]
+        vols = Volumes(
+            densities=torch.sigmoid(ld)[None].expand(B, *ld.shape),
+            features=torch.sigmoid(lc)[None].expand(B, *lc.shape),
+            voxel_size=config["voxel_size"],
+        )
+        images, bundle = renderer(cameras=FoVPerspectiveCameras(R=R, T=T), volumes=vols)
+        cot = torch.randn(images.shape, generator=torch.Generator().manual_seed(0))
+        (images * cot).sum().backward()
+        results.append((images, ld.grad, lc.grad, bundle))
+    (want, gd, gc, bundle), (got, gd2, gc2, bundle2) = results
+    assert got.shape == want.shape == (2, 16, 24, 4)
+    assert_close(got, want)
+    assert_close(gd2, gd, kind="grad")
+    assert_close(gc2, gc, kind="grad")
+    assert torch.equal(bundle2.lengths, bundle.lengths)
+
+
+def test_chunked_rendering_without_grad_and_random_subsets():
+    cams, vols, _ = _tiny_setup()
+    sampler = NDCMultinomialRaysampler(
+        image_width=6,
+        image_height=5,
+        n_pts_per_ray=4,
+        min_depth=0.5,
+        max_depth=3.0,
+        n_rays_per_image=11,
+    )
+    torch.manual_seed(3)
+    want, bundle = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher())(
+        cameras=cams, volumes=vols
+    )
+    torch.manual_seed(3)
+    with torch.no_grad():
+        got, bundle2 = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher(), chunk_size=4)(
+            cameras=cams, volumes=vols
+        )
+    assert got.shape == want.shape == (2, 11, 1, 4)
+    assert torch.equal(bundle2.xys, bundle.xys)
+    assert_close(got, want.detach())
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_bad_chunk_size_value(bad):
+    _, _, sampler = _tiny_setup()
+    with pytest.raises(ValueError, match="chunk_size: expected None or an int >= 1"):
+        VolumeRenderer(sampler, EmissionAbsorptionRaymarcher(), chunk_size=bad)
+
+
+def test_bad_chunk_size_type():
+    _, _, sampler = _tiny_setup()
+    with pytest.raises(TypeError, match="chunk_size: expected None or an int"):
+        ImplicitRenderer(sampler, EmissionAbsorptionRaymarcher(), chunk_size=2.5)
+
+
+# ----------------------------------------------------------------------------- torch.compile
+
+
+def _compile_setup():
+    torch.manual_seed(0)
+    R, T = look_at_view_transform(dist=2.7, azim=torch.tensor([0.0, 120.0]))
+    cams = FoVPerspectiveCameras(R=R, T=T)
+    renderer = VolumeRenderer(
+        NDCMultinomialRaysampler(
+            image_width=8, image_height=8, n_pts_per_ray=12, min_depth=0.1, max_depth=3.0
+        ),
+        EmissionAbsorptionRaymarcher(),
+    )
+    log_densities = torch.randn(1, 8, 8, 8)
+    log_colors = torch.randn(3, 8, 8, 8)
+    targets = torch.rand(2, 8, 8, 4)
+    return cams, renderer, log_densities, log_colors, targets
+
+
+def _fit_step(renderer, cams, ld, lc, targets, optimizer):
+    optimizer.zero_grad()
+    vols = Volumes(
+        densities=torch.sigmoid(ld)[None].expand(2, *ld.shape),
+        features=torch.sigmoid(lc)[None].expand(2, *lc.shape),
+        voxel_size=3.0 / 8,
+    )
+    images = renderer(cameras=cams, volumes=vols)[0]
+    loss = huber(images, targets).abs().mean()
+    loss.backward()
+    optimizer.step()
+    return images.detach(), loss.detach()
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compiled_fit_step_matches_eager(backend):
+    torch._dynamo.reset()
+    cams, renderer, ld0, lc0, targets = _compile_setup()
+    runs = []
+    for compiled in (False, True):
+        ld = ld0.clone().requires_grad_()
+        lc = lc0.clone().requires_grad_()
+        optimizer = torch.optim.Adam([ld, lc], lr=0.1)
+        step = torch.compile(_fit_step, backend=backend) if compiled else _fit_step
+        out = [step(renderer, cams, ld, lc, targets, optimizer) for _ in range(3)]
+        runs.append((out, ld.detach(), lc.detach()))
+    (eager, ld_e, lc_e), (comp, ld_c, lc_c) = runs
+    for (img_e, loss_e), (img_c, loss_c) in zip(eager, comp, strict=True):
+        assert_close(img_c, img_e)
+        assert_close(loss_c, loss_e)
+    assert_close(ld_c, ld_e, kind="grad")  # after three Adam steps
+    assert_close(lc_c, lc_e, kind="grad")
+
+
+def test_compiled_renderer_forward_matches_eager():
+    torch._dynamo.reset()
+    cams, renderer, ld, lc, _ = _compile_setup()
+    vols = Volumes(
+        densities=torch.sigmoid(ld)[None].expand(2, *ld.shape),
+        features=torch.sigmoid(lc)[None].expand(2, *lc.shape),
+        voxel_size=3.0 / 8,
+    )
+    want = renderer(cameras=cams, volumes=vols)[0]
+    got = torch.compile(renderer, backend="aot_eager")(cameras=cams, volumes=vols)[0]
+    assert_close(got, want)

@@ -23,6 +23,7 @@ import torch
 
 from ._checks import check_choice, describe
 from .grid_sample import _collapse_expanded_batch, sample_grid
+from .ray_bundle import RayBundle
 
 __all__ = ["ImplicitRenderer", "VolumeRenderer", "VolumeSampler"]
 
@@ -150,6 +151,55 @@ def _batch_size_of(cameras) -> int | None:
     return None
 
 
+def _check_chunk_size(chunk_size) -> int | None:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise TypeError(f"chunk_size: expected None or an int, got {describe(chunk_size)}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: expected None or an int >= 1, got {chunk_size}")
+    return chunk_size
+
+
+def _rays_per_element(ray_bundle) -> int | None:
+    """Rays per batch element of a homogeneous bundle; None when it cannot be chunked."""
+    if getattr(ray_bundle, "camera_ids", None) is not None:
+        return None  # a heterogeneous (packed) bundle: rendered whole
+    origins = getattr(ray_bundle, "origins", None)
+    if not isinstance(origins, torch.Tensor) or origins.ndim < 3:
+        return None
+    return origins.shape[1:-1].numel()
+
+
+def _render_in_chunks(render: Callable, ray_bundle, chunk_size: int) -> torch.Tensor:
+    """``render`` over slices of at most ``chunk_size`` rays per batch element, reassembled.
+
+    Args:
+        render: bundle -> images ``(B, n, C + 1)`` for a bundle of ``n`` rays per element.
+        ray_bundle: ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``,
+            ``xys (B, ..., 2)``.
+
+    Returns:
+        Images ``(B, ..., C + 1)``, as ``render(ray_bundle)`` would give.
+    """
+    batch, ray_shape = ray_bundle.origins.shape[0], ray_bundle.origins.shape[1:-1]
+
+    def flat(t):
+        return None if t is None else t.reshape(batch, -1, t.shape[-1])  # (B, R, k)
+
+    fields = [flat(getattr(ray_bundle, f)) for f in ("origins", "directions", "lengths", "xys")]
+    checkpoint = torch.is_grad_enabled()
+    pieces = []
+    for start in range(0, ray_shape.numel(), chunk_size):
+        part = RayBundle(*(None if t is None else t[:, start : start + chunk_size] for t in fields))
+        if checkpoint:
+            pieces.append(torch.utils.checkpoint.checkpoint(render, part, use_reentrant=False))
+        else:
+            pieces.append(render(part))
+    images = torch.cat(pieces, dim=1)  # (B, R, C + 1)
+    return images.reshape(batch, *ray_shape, images.shape[-1])
+
+
 class ImplicitRenderer(torch.nn.Module):
     """Render any volumetric function: raysampler -> function -> raymarcher.
 
@@ -157,9 +207,16 @@ class ImplicitRenderer(torch.nn.Module):
         raysampler: callable ``raysampler(cameras=..., **kwargs) -> RayBundle``.
         raymarcher: callable ``raymarcher(rays_densities=..., rays_features=..., ray_bundle=...,
             **kwargs) -> (B, ..., C + 1)``.
+        chunk_size: render at most this many rays per batch element at a time (a voxrender
+            extension; ``None`` renders all at once). Samples exist for one chunk at a time, so
+            an image of any size renders in bounded memory; with gradients enabled each chunk is
+            checkpointed (recomputed in the backward pass) so training is bounded too. The
+            result is the same as unchunked.
     """
 
-    def __init__(self, raysampler: Callable, raymarcher: Callable):
+    def __init__(
+        self, raysampler: Callable, raymarcher: Callable, *, chunk_size: int | None = None
+    ):
         super().__init__()
         if not callable(raysampler):
             raise ValueError(f"raysampler: expected a callable, got {describe(raysampler)}")
@@ -167,6 +224,7 @@ class ImplicitRenderer(torch.nn.Module):
             raise ValueError(f"raymarcher: expected a callable, got {describe(raymarcher)}")
         self.raysampler = raysampler
         self.raymarcher = raymarcher
+        self.chunk_size = _check_chunk_size(chunk_size)
 
     def forward(self, cameras, volumetric_function: Callable, **kwargs):
         """Render.
@@ -188,16 +246,22 @@ class ImplicitRenderer(torch.nn.Module):
         ray_bundle = self.raysampler(
             cameras=cameras, volumetric_function=volumetric_function, **kwargs
         )
-        rays_densities, rays_features = volumetric_function(
-            ray_bundle=ray_bundle, cameras=cameras, **kwargs
-        )
-        images = self.raymarcher(
-            rays_densities=rays_densities,
-            rays_features=rays_features,
-            ray_bundle=ray_bundle,
-            **kwargs,
-        )
-        return images, ray_bundle
+
+        def render(bundle):
+            rays_densities, rays_features = volumetric_function(
+                ray_bundle=bundle, cameras=cameras, **kwargs
+            )
+            return self.raymarcher(
+                rays_densities=rays_densities,
+                rays_features=rays_features,
+                ray_bundle=bundle,
+                **kwargs,
+            )
+
+        rays = _rays_per_element(ray_bundle)
+        if self.chunk_size is None or rays is None or rays <= self.chunk_size:
+            return render(ray_bundle), ray_bundle
+        return _render_in_chunks(render, ray_bundle, self.chunk_size), ray_bundle
 
 
 class VolumeRenderer(torch.nn.Module):
@@ -207,11 +271,19 @@ class VolumeRenderer(torch.nn.Module):
         raysampler: e.g. :class:`~voxrender.NDCMultinomialRaysampler`.
         raymarcher: e.g. :class:`~voxrender.EmissionAbsorptionRaymarcher`.
         sample_mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
+        chunk_size: rays per batch element rendered at a time (see :class:`ImplicitRenderer`).
     """
 
-    def __init__(self, raysampler: Callable, raymarcher: Callable, sample_mode: str = "bilinear"):
+    def __init__(
+        self,
+        raysampler: Callable,
+        raymarcher: Callable,
+        sample_mode: str = "bilinear",
+        *,
+        chunk_size: int | None = None,
+    ):
         super().__init__()
-        self.renderer = ImplicitRenderer(raysampler, raymarcher)
+        self.renderer = ImplicitRenderer(raysampler, raymarcher, chunk_size=chunk_size)
         self._sample_mode = check_choice(sample_mode, "sample_mode", SAMPLE_MODES)
 
     def forward(self, cameras, volumes, **kwargs):
