@@ -135,7 +135,7 @@ def broadcast_batch_sizes(sizes: dict[str, int]) -> int:
     Returns:
         The broadcast batch size N.
     """
-    n = max(sizes.values(), default=1)
+    n = max(sizes.values()) if sizes else 1
     bad = {k: v for k, v in sizes.items() if v not in (1, n)}
     if bad:
         listing = ", ".join(f"{k}={v}" for k, v in sizes.items())

@@ -1,0 +1,686 @@
+"""Benchmark cases: one zero-argument callable per (config, backend, component, device, dtype).
+
+A *case* is everything needed to time one operation: its inputs, built once and not timed, and
+a callable that runs the operation once and, on CUDA, synchronises the device before returning
+(so a wall-clock timer around it measures the work, not the launch). :func:`make_case` builds
+one; :func:`make_cases` builds every component of a config for one backend.
+
+Components (what the callable does):
+
+- ``raysampling``: ``NDCMultinomialRaysampler(cameras)`` -> a full-image ray bundle.
+- ``grid_sampling_fwd`` / ``grid_sampling_fwd_bwd``: ``Volumes`` from the expanded volume
+  tensors, then sampling densities and features at every ray point (``VolumeSampler``); the
+  ``_fwd_bwd`` variant adds the backward pass to the volume tensors for a fixed cotangent.
+- ``raymarching_fwd`` / ``raymarching_fwd_bwd``: ``EmissionAbsorptionRaymarcher`` on per-point
+  densities and features; the backward goes to both.
+- ``render_fwd``: a whole ``VolumeRenderer`` call under ``torch.no_grad()`` (inference).
+- ``fit_step``: one step of PyTorch3D's ``fit_textured_volume`` tutorial: zero the gradients,
+  render (log densities / colours -> sigmoid -> ``Volumes`` of the tensors expanded across the
+  batch -> ``VolumeRenderer(NDCMultinomialRaysampler, EmissionAbsorptionRaymarcher)``), huber
+  colour + silhouette losses, backward, ``Adam.step()``.
+
+``_fwd`` components run under ``torch.no_grad()``.
+
+Backends:
+
+- ``voxrender``: voxrender, eager.
+- ``voxrender-compiled``: voxrender under ``torch.compile`` (the whole callable body: the fit
+  step's forward and losses, the render, the component). Compiled and run twice when the case
+  is built; a failure (e.g. no C++ compiler on the CPU) makes the case unavailable, with the
+  error as the reason.
+- ``baseline``: :mod:`benchmarks.baseline`, PyTorch3D's computation in plain torch, on
+  voxrender's cameras and rays (so it has no ``raysampling`` case of its own).
+- ``baseline-concat``: the same with PyTorch3D 0.7's single ``grid_sample`` on the concatenated
+  volume (not in the default matrix).
+- ``pytorch3d``: PyTorch3D itself, when importable (float32 only).
+
+Configs: :data:`CONFIGS` (``tutorial`` is the tutorial's fit; ``small`` and ``tiny`` for quick
+runs and CI). Dimension letters: ``B`` views, ``S`` image side, ``P`` points per ray, ``V``
+voxels per side, ``C = 1 + C_f`` volume channels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .baseline import (
+    BaselineEmissionAbsorptionRaymarcher,
+    BaselineVolumeRenderer,
+    baseline_sample_volumes,
+)
+
+__all__ = [
+    "BACKENDS",
+    "COMPONENTS",
+    "CONFIGS",
+    "DEFAULT_BACKENDS",
+    "Case",
+    "CaseUnavailable",
+    "Config",
+    "TutorialModel",
+    "backend_unavailable_reason",
+    "bytes_lower_bound",
+    "huber",
+    "make_case",
+    "make_cases",
+    "touched_voxel_count",
+]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The sizes of one benchmark configuration."""
+
+    name: str
+    batch: int  # B: views per step
+    image_size: int  # S: rays per image side
+    n_pts_per_ray: int  # P
+    volume_size: int  # V: voxels per side
+    feature_channels: int = 3  # C_f (RGB)
+    extent: float = 3.0  # side of the volume's cube; voxel size = extent / V
+    min_depth: float = 0.1
+    max_depth: float = 3.0
+    camera_distance: float = 2.7
+
+    @property
+    def n_rays(self) -> int:
+        """Rays per call: ``B * S * S``."""
+        return self.batch * self.image_size**2
+
+    @property
+    def n_samples(self) -> int:
+        """Ray points per call: ``B * S * S * P``."""
+        return self.n_rays * self.n_pts_per_ray
+
+    @property
+    def n_voxels(self) -> int:
+        """``V^3``."""
+        return self.volume_size**3
+
+    @property
+    def channels(self) -> int:
+        """Volume channels ``C = 1 + C_f`` (density + features)."""
+        return 1 + self.feature_channels
+
+    def describe(self) -> str:
+        """One line: ``10 views x 128x128 rays x 150 points, 128^3 volume``."""
+        s, v = self.image_size, self.volume_size
+        return (
+            f"{self.batch} views x {s}x{s} rays x {self.n_pts_per_ray} points, "
+            f"{v}^3 volume ({self.channels} channels)"
+        )
+
+
+CONFIGS: dict[str, Config] = {
+    "tutorial": Config("tutorial", batch=10, image_size=128, n_pts_per_ray=150, volume_size=128),
+    "small": Config("small", batch=2, image_size=32, n_pts_per_ray=32, volume_size=32),
+    "tiny": Config("tiny", batch=2, image_size=8, n_pts_per_ray=8, volume_size=8),
+}
+
+COMPONENTS = (
+    "raysampling",
+    "grid_sampling_fwd",
+    "grid_sampling_fwd_bwd",
+    "raymarching_fwd",
+    "raymarching_fwd_bwd",
+    "render_fwd",
+    "fit_step",
+)
+BACKENDS = ("voxrender", "voxrender-compiled", "baseline", "baseline-concat", "pytorch3d")
+DEFAULT_BACKENDS = ("voxrender", "voxrender-compiled", "baseline", "pytorch3d")
+
+# The tutorial's initial logits and learning rate.
+INIT_LOG_DENSITY = -4.0
+INIT_LOG_COLOR = 0.0
+LEARNING_RATE = 0.1
+
+
+class CaseUnavailable(Exception):
+    """A case that cannot run here (backend missing, dtype unsupported, compile failed)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Case:
+    """One benchmark case: call it to run the operation once (synchronised on CUDA).
+
+    Attributes:
+        config: the sizes.
+        backend, component: what runs.
+        device, dtype: where and in what precision.
+        fn: the zero-argument callable; returns the operation's output (tensors or a tuple).
+        inputs: the tensors and objects ``fn`` works on (built once, not timed).
+    """
+
+    config: Config
+    backend: str
+    component: str
+    device: torch.device
+    dtype: torch.dtype
+    fn: Callable[[], Any]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> Any:
+        return self.fn()
+
+    @property
+    def n_rays(self) -> int:
+        """Rays per call (0 for a component without rays)."""
+        return self.config.n_rays
+
+    @property
+    def n_samples(self) -> int:
+        """Ray points per call (0 for ``raysampling``, which creates no samples)."""
+        return 0 if self.component == "raysampling" else self.config.n_samples
+
+
+# --------------------------------------------------------------------------------------------
+# The libraries behind the backends
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Library:
+    """The pieces one backend renders with, behind one interface."""
+
+    cameras: Callable  # (R, T, device) -> cameras
+    raysampler: Callable  # (config) -> raysampler module
+    volumes: Callable  # (densities (B, 1, V^3), features (B, C_f, V^3), voxel_size) -> Volumes
+    sample: Callable  # (volumes, ray_bundle) -> (rays_densities, rays_features)
+    raymarcher: Callable  # () -> raymarcher module
+    renderer: Callable  # (raysampler) -> VolumeRenderer-like module
+
+
+def _ndc_raysampler(cls, config: Config):
+    return cls(
+        image_width=config.image_size,
+        image_height=config.image_size,
+        n_pts_per_ray=config.n_pts_per_ray,
+        min_depth=config.min_depth,
+        max_depth=config.max_depth,
+    )
+
+
+def _voxrender_library() -> _Library:
+    import voxrender as v
+
+    return _Library(
+        cameras=lambda R, T, device: v.FoVPerspectiveCameras(R=R, T=T, device=device),
+        raysampler=lambda config: _ndc_raysampler(v.NDCMultinomialRaysampler, config),
+        volumes=lambda d, f, size: v.Volumes(densities=d, features=f, voxel_size=size),
+        sample=lambda volumes, bundle: v.VolumeSampler(volumes)(bundle),
+        raymarcher=v.EmissionAbsorptionRaymarcher,
+        renderer=lambda rs: v.VolumeRenderer(
+            raysampler=rs, raymarcher=v.EmissionAbsorptionRaymarcher()
+        ),
+    )
+
+
+def _baseline_library(variant: str) -> _Library:
+    vox = _voxrender_library()
+    return _Library(
+        cameras=vox.cameras,
+        raysampler=vox.raysampler,
+        volumes=vox.volumes,
+        sample=lambda volumes, bundle: baseline_sample_volumes(
+            volumes, bundle.origins, bundle.directions, bundle.lengths, variant=variant
+        ),
+        raymarcher=BaselineEmissionAbsorptionRaymarcher,
+        renderer=lambda rs: BaselineVolumeRenderer(rs, variant=variant),
+    )
+
+
+def _import_pytorch3d():
+    """PyTorch3D's renderer modules, or :class:`CaseUnavailable` saying why not."""
+    try:
+        from pytorch3d import renderer as p3r
+        from pytorch3d import structures as p3s
+        from pytorch3d.renderer.implicit.renderer import VolumeSampler
+    except Exception as e:  # not installed, or installed without its compiled extension
+        raise CaseUnavailable(
+            f"pytorch3d is not importable ({type(e).__name__}: {e})".splitlines()[0]
+        ) from None
+    return p3r, p3s, VolumeSampler
+
+
+def _pytorch3d_library() -> _Library:
+    p3r, p3s, VolumeSampler = _import_pytorch3d()
+    return _Library(
+        cameras=lambda R, T, device: p3r.FoVPerspectiveCameras(R=R, T=T, device=device),
+        raysampler=lambda config: _ndc_raysampler(p3r.NDCMultinomialRaysampler, config),
+        volumes=lambda d, f, size: p3s.Volumes(densities=d, features=f, voxel_size=size),
+        sample=lambda volumes, bundle: VolumeSampler(volumes)(bundle),
+        raymarcher=p3r.EmissionAbsorptionRaymarcher,
+        renderer=lambda rs: p3r.VolumeRenderer(
+            raysampler=rs, raymarcher=p3r.EmissionAbsorptionRaymarcher()
+        ),
+    )
+
+
+def backend_unavailable_reason(backend: str, device: torch.device | str = "cpu", dtype=None):
+    """Why ``backend`` cannot run on ``device`` in ``dtype``, or ``None`` when it can.
+
+    Cheap (an import check); a compile failure only shows when a case is built.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "CUDA is not available"
+    if backend == "pytorch3d":
+        try:
+            _import_pytorch3d()
+        except CaseUnavailable as e:
+            return e.reason
+        if dtype is not None and dtype != torch.float32:
+            return f"pytorch3d cameras and raysamplers are float32 only, got {dtype}"
+    return None
+
+
+def _library(backend: str) -> _Library:
+    if backend in ("voxrender", "voxrender-compiled"):
+        return _voxrender_library()
+    if backend == "baseline":
+        return _baseline_library("split")
+    if backend == "baseline-concat":
+        return _baseline_library("concat")
+    return _pytorch3d_library()
+
+
+# --------------------------------------------------------------------------------------------
+# The tutorial's model and losses
+# --------------------------------------------------------------------------------------------
+
+
+def huber(x: torch.Tensor, y: torch.Tensor, scaling: float = 0.1) -> torch.Tensor:
+    """The tutorial's smooth-L1 error, elementwise: ``(sqrt(max(1 + (x-y)^2/s^2, 1e-4)) - 1) * s``."""
+    diff_sq = (x - y) ** 2
+    return ((1 + diff_sq / scaling**2).clamp(1e-4).sqrt() - 1) * scaling
+
+
+class TutorialModel(torch.nn.Module):
+    """The tutorial's volume model: ``V^3`` density and colour logits rendered by a renderer.
+
+    Args:
+        renderer: a ``VolumeRenderer``-like module, ``renderer(cameras=, volumes=)``.
+        volumes: ``(densities (B, 1, V^3), features (B, C_f, V^3), voxel_size) -> Volumes``.
+        config: the sizes.
+        device, dtype: of the parameters.
+    """
+
+    def __init__(self, renderer, volumes: Callable, config: Config, device, dtype):
+        super().__init__()
+        shape = (config.volume_size,) * 3
+        kw = {"device": device, "dtype": dtype}
+        self.log_densities = torch.nn.Parameter(torch.full((1, *shape), INIT_LOG_DENSITY, **kw))
+        self.log_colors = torch.nn.Parameter(
+            torch.full((config.feature_channels, *shape), INIT_LOG_COLOR, **kw)
+        )
+        self.renderer = renderer
+        self._volumes = volumes
+        self._voxel_size = config.extent / config.volume_size
+        self._batch = config.batch
+
+    def forward(self, cameras) -> torch.Tensor:
+        """Render ``(B, S, S, C_f + 1)``: colour, then opacity."""
+        densities = torch.sigmoid(self.log_densities)  # (1, V, V, V)
+        colors = torch.sigmoid(self.log_colors)  # (C_f, V, V, V)
+        volumes = self._volumes(
+            densities[None].expand(self._batch, *densities.shape),  # (B, 1, V, V, V)
+            colors[None].expand(self._batch, *colors.shape),  # (B, C_f, V, V, V)
+            self._voxel_size,
+        )
+        return self.renderer(cameras=cameras, volumes=volumes)[0]
+
+
+def _fit_loss(rendered: torch.Tensor, images: torch.Tensor, silhouettes: torch.Tensor):
+    """The tutorial's loss: mean |huber| colour error + mean |huber| silhouette error."""
+    rgb, alpha = rendered.split([rendered.shape[-1] - 1, 1], dim=-1)
+    sil_err = huber(alpha[..., 0], silhouettes).abs().mean()
+    color_err = huber(rgb, images).abs().mean()
+    return color_err + sil_err
+
+
+# --------------------------------------------------------------------------------------------
+# Case construction
+# --------------------------------------------------------------------------------------------
+
+
+def _check_choice(value, name: str, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _sync_fn(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def _camera_poses(config: Config, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``R (B, 3, 3)``, ``T (B, 3)``: views around the volume at the tutorial's distance."""
+    import voxrender as v
+
+    azim = torch.arange(config.batch, dtype=torch.float64) * (360.0 / config.batch) + 180.0
+    elev = 15.0 * torch.cos(torch.arange(config.batch, dtype=torch.float64))
+    R, T = v.look_at_view_transform(dist=config.camera_distance, elev=elev, azim=azim)
+    return R.to(device=device, dtype=dtype), T.to(device=device, dtype=dtype)
+
+
+def _volume_tensors(config: Config, device, dtype, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random densities ``(1, V, V, V)`` in ``[0, 0.1)`` and colours ``(C_f, V, V, V)`` in ``[0, 1)``."""
+    v = config.volume_size
+    d = torch.rand((1, v, v, v), generator=generator, dtype=torch.float64) * 0.1
+    f = torch.rand((config.feature_channels, v, v, v), generator=generator, dtype=torch.float64)
+    return d.to(device=device, dtype=dtype), f.to(device=device, dtype=dtype)
+
+
+def _like(shape, generator, device, dtype, scale: float = 1.0) -> torch.Tensor:
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * scale).to(
+        device=device, dtype=dtype
+    )
+
+
+def _compile(fn: Callable, compile_backend: str) -> Callable:
+    return torch.compile(fn, backend=compile_backend)
+
+
+def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):
+    """The body (un-synchronised callable) and inputs of one case."""
+    lib = _library(backend)
+    compiled = backend == "voxrender-compiled"
+    gen = torch.Generator().manual_seed(0)
+    R, T = _camera_poses(config, device, dtype)
+    cameras = lib.cameras(R, T, device)
+    raysampler = lib.raysampler(config)
+    if hasattr(raysampler, "to"):
+        raysampler = raysampler.to(device)
+    inputs: dict[str, Any] = {"cameras": cameras, "raysampler": raysampler}
+    batch, voxel_size = config.batch, config.extent / config.volume_size
+
+    if component == "raysampling":
+        if backend.startswith("baseline"):
+            raise CaseUnavailable("the baseline uses voxrender's raysampler (see 'voxrender')")
+
+        def body():
+            return raysampler(cameras=cameras)
+
+    elif component.startswith("grid_sampling"):
+        d, f = _volume_tensors(config, device, dtype, gen)
+        bundle = raysampler(cameras=cameras)
+        inputs.update(densities=d, features=f, ray_bundle=bundle)
+
+        def sample():
+            volumes = lib.volumes(
+                d[None].expand(batch, *d.shape), f[None].expand(batch, *f.shape), voxel_size
+            )
+            return lib.sample(volumes, bundle)
+
+        if component.endswith("_fwd"):
+
+            def body():
+                with torch.no_grad():
+                    return sample()
+
+        else:
+            d.requires_grad_(True)
+            f.requires_grad_(True)
+            point_shape = (batch, config.image_size, config.image_size, config.n_pts_per_ray)
+            cot_d = _like((*point_shape, 1), gen, device, dtype)
+            cot_f = _like((*point_shape, config.feature_channels), gen, device, dtype)
+            inputs.update(cotangents=(cot_d, cot_f))
+            forward = _compile(sample, compile_backend) if compiled else sample
+
+            def body():
+                d.grad = f.grad = None
+                out = forward()
+                torch.autograd.backward(out, (cot_d, cot_f))
+                return d.grad, f.grad
+
+            return body, inputs
+
+    elif component.startswith("raymarching"):
+        ray_shape = (batch, config.image_size, config.image_size, config.n_pts_per_ray)
+        rd = _like((*ray_shape, 1), gen, device, dtype, scale=0.1)
+        rf = _like((*ray_shape, config.feature_channels), gen, device, dtype)
+        raymarcher = lib.raymarcher()
+        inputs.update(rays_densities=rd, rays_features=rf)
+
+        def march():
+            return raymarcher(rays_densities=rd, rays_features=rf)
+
+        if component.endswith("_fwd"):
+
+            def body():
+                with torch.no_grad():
+                    return march()
+
+        else:
+            rd.requires_grad_(True)
+            rf.requires_grad_(True)
+            cot = _like((*ray_shape[:-1], config.channels), gen, device, dtype)
+            inputs.update(cotangents=(cot,))
+            forward = _compile(march, compile_backend) if compiled else march
+
+            def body():
+                rd.grad = rf.grad = None
+                forward().backward(cot)
+                return rd.grad, rf.grad
+
+            return body, inputs
+
+    elif component == "render_fwd":
+        d, f = _volume_tensors(config, device, dtype, gen)
+        renderer = lib.renderer(raysampler)
+        inputs.update(densities=d, features=f, renderer=renderer)
+
+        def body():
+            with torch.no_grad():
+                volumes = lib.volumes(
+                    d[None].expand(batch, *d.shape), f[None].expand(batch, *f.shape), voxel_size
+                )
+                return renderer(cameras=cameras, volumes=volumes)[0]
+
+    else:  # fit_step
+        model = TutorialModel(lib.renderer(raysampler), lib.volumes, config, device, dtype)
+        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        images = _like((batch, config.image_size, config.image_size, 3), gen, device, dtype)
+        silhouettes = (
+            _like((batch, config.image_size, config.image_size), gen, device, dtype) > 0.5
+        ).to(dtype)
+        inputs.update(model=model, optimizer=optimizer, images=images, silhouettes=silhouettes)
+
+        def loss_fn():
+            return _fit_loss(model(cameras), images, silhouettes)
+
+        forward = _compile(loss_fn, compile_backend) if compiled else loss_fn
+
+        def body():
+            optimizer.zero_grad(set_to_none=True)
+            loss = forward()
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
+
+        return body, inputs
+
+    return (_compile(body, compile_backend) if compiled else body), inputs
+
+
+def make_case(
+    config_name: str,
+    backend: str,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    component: str = "fit_step",
+    *,
+    compile_backend: str | None = None,
+) -> Case:
+    """Build one case: inputs (untimed) and the callable that runs the component once.
+
+    Args:
+        config_name: a key of :data:`CONFIGS`.
+        backend: one of :data:`BACKENDS`.
+        device: ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+        dtype: ``torch.float32`` or ``torch.float64``.
+        component: one of :data:`COMPONENTS`.
+        compile_backend: ``torch.compile``'s backend for ``voxrender-compiled`` (default the
+            environment variable ``VOXRENDER_BENCH_COMPILE_BACKEND``, else ``"inductor"``;
+            ``"eager"`` checks the tracing without code generation).
+
+    Returns:
+        A :class:`Case`; calling it runs the component once (synchronised on CUDA).
+
+    Raises:
+        ValueError: an unknown config, backend or component.
+        TypeError: a dtype that is not float32 or float64.
+        CaseUnavailable: the case cannot run here; ``.reason`` says why.
+    """
+    _check_choice(config_name, "config_name", tuple(CONFIGS))
+    _check_choice(backend, "backend", BACKENDS)
+    _check_choice(component, "component", COMPONENTS)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype!r}")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device(
+            "cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0
+        )
+    reason = backend_unavailable_reason(backend, device, dtype)
+    if reason is not None:
+        raise CaseUnavailable(reason)
+    config = CONFIGS[config_name]
+    compile_backend = compile_backend or os.environ.get(
+        "VOXRENDER_BENCH_COMPILE_BACKEND", "inductor"
+    )
+    body, inputs = _build(config, backend, component, device, dtype, compile_backend)
+    sync = _sync_fn(device)
+
+    def run():
+        out = body()
+        sync()
+        return out
+
+    case = Case(config, backend, component, device, dtype, run, inputs)
+    if backend == "voxrender-compiled":
+        try:  # compile now (and run once more) so that failures and compile time stay out of timing
+            case()
+            case()
+        except Exception as e:
+            first = f"{type(e).__name__}: {e}".strip().splitlines()[0][:300]
+            raise CaseUnavailable(f"torch.compile ({compile_backend}) failed: {first}") from None
+    return case
+
+
+def make_cases(
+    config_name: str,
+    backend: str,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    components: Sequence[str] = COMPONENTS,
+    **kwargs,
+) -> dict[str, Case | CaseUnavailable]:
+    """:func:`make_case` for each of ``components``: a :class:`Case` or the reason it is missing."""
+    out: dict[str, Case | CaseUnavailable] = {}
+    for component in components:
+        try:
+            out[component] = make_case(config_name, backend, device, dtype, component, **kwargs)
+        except CaseUnavailable as e:
+            out[component] = e
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The physical-limit model: bytes a component must move at the very least
+# --------------------------------------------------------------------------------------------
+
+
+def touched_voxel_count(config_name: str, device="cpu", dtype=torch.float32) -> int:
+    """Voxels that are a trilinear corner of at least one ray point of the config's rays.
+
+    Only these must be read to render (and get a non-zero gradient); the rest of the grid may
+    stay untouched in memory. Computed once with voxrender's rays, one view at a time.
+    """
+    import voxrender as v
+
+    config = CONFIGS[_check_choice(config_name, "config_name", tuple(CONFIGS))]
+    device = torch.device(device)
+    R, T = _camera_poses(config, device, dtype)
+    cameras = v.FoVPerspectiveCameras(R=R, T=T, device=device)
+    bundle = _ndc_raysampler(v.NDCMultinomialRaysampler, config).to(device)(cameras=cameras)
+    n = config.volume_size
+    touched = torch.zeros(n**3, dtype=torch.bool, device=device)
+    half = config.extent / 2 * (n - 1) / n  # world half-extent between the corner voxel centres
+    for b in range(config.batch):
+        points = (
+            bundle.origins[b, ..., None, :]
+            + bundle.lengths[b, ..., None] * bundle.directions[b, ..., None, :]
+        )
+        u = ((points.reshape(-1, 3) / half + 1) / 2 * (n - 1)).floor().long()  # (N, 3) x, y, z
+        for corner in range(8):
+            c = u + torch.tensor([corner & 1, (corner >> 1) & 1, corner >> 2], device=device)
+            inside = ((c >= 0) & (c < n)).all(dim=-1)
+            c = c[inside]
+            touched[(c[:, 2] * n + c[:, 1]) * n + c[:, 0]] = True
+    return int(touched.sum())
+
+
+def bytes_lower_bound(
+    config_name: str, component: str, dtype: torch.dtype, touched_voxels: int | None = None
+) -> dict[str, int]:
+    """A lower bound on the memory traffic of one call, by term (see ``benchmarks/README.md``).
+
+    The model: an ideal implementation keeps every intermediate (points, corners, weights,
+    per-point values) on chip, so only the tensors a call must read or write cross memory, each
+    once: the touched voxels (``touched_voxels``, default the whole grid), ray directions
+    (origins, depths and pixel grids may be broadcast views), the outputs, and for backward
+    passes the cotangents, the re-read inputs and the gradients (a dense gradient of the whole
+    grid). The fit step adds Adam: read parameter, gradient and both moments, write parameter
+    and both moments, for every parameter.
+
+    Returns:
+        Bytes per term, and ``"total"``.
+    """
+    config = CONFIGS[_check_choice(config_name, "config_name", tuple(CONFIGS))]
+    _check_choice(component, "component", COMPONENTS)
+    b = torch.finfo(dtype).bits // 8
+    rays, samples, c = config.n_rays, config.n_samples, config.channels
+    voxels_read = config.n_voxels if touched_voxels is None else touched_voxels
+    params = c * config.n_voxels
+    fwd_bwd = component.endswith("_fwd_bwd")
+    terms: dict[str, int] = {}
+    if component == "raysampling":
+        terms["directions_write"] = 3 * rays * b
+    elif component.startswith("grid_sampling"):
+        terms["volume_read"] = c * voxels_read * b
+        terms["directions_read"] = 3 * rays * b
+        terms["samples_write"] = c * samples * b
+        if fwd_bwd:
+            terms["directions_reread"] = 3 * rays * b
+            terms["samples_cotangent_read"] = c * samples * b
+            terms["volume_grad_write"] = params * b
+    elif component.startswith("raymarching"):
+        terms["samples_read"] = c * samples * b
+        terms["pixels_write"] = c * rays * b
+        if fwd_bwd:
+            terms["samples_reread"] = c * samples * b
+            terms["pixels_cotangent_read"] = c * rays * b
+            terms["samples_grad_write"] = c * samples * b
+    elif component == "render_fwd":
+        terms["volume_read"] = c * voxels_read * b
+        terms["pixels_write"] = c * rays * b
+    else:  # fit_step
+        terms["params_read"] = c * voxels_read * b
+        terms["targets_read"] = 4 * rays * b
+        terms["grad_write"] = params * b
+        terms["adam_read_param_grad_moments"] = 4 * params * b
+        terms["adam_write_param_moments"] = 3 * params * b
+    terms["total"] = sum(terms.values())
+    return terms
