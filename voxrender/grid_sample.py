@@ -445,6 +445,9 @@ def _kernel_name(plan: _Plan) -> str:
 
 
 def _chunks(n: int, device: torch.device):
+    if torch.compiler.is_compiling():  # one traced step: a loop would be unrolled into the graph
+        yield 0, n
+        return
     step = _CPU_CHUNK if device.type == "cpu" else _DEVICE_CHUNK
     for start in range(0, n, step):
         yield start, min(start + step, n)
