@@ -165,20 +165,16 @@ def transmittance_from_densities(
 def render_weights_from_densities(
     densities: torch.Tensor, surface_thickness: int = 1, eps: float = 1e-10
 ) -> torch.Tensor:
-    """Emission-absorption weight of each sample of each ray.
+    """Emission-absorption weight ``w_i = d_i * T_i`` of each sample of each ray.
 
-    Args:
-        densities: per-sample opacities in [0, 1], ``(..., P)``.
-        surface_thickness: how many samples the transmittance lags behind, a positive int.
-        eps: non-negative number added to ``1 - d`` in the transmittance.
+    The transmittance ``T_i`` and the arguments (checked the same way) are those of
+    :func:`transmittance_from_densities`: ``densities`` ``(..., P)`` in [0, 1], the lag
+    ``surface_thickness`` and ``eps``.
 
     Returns:
-        ``w_i = d_i * T_i``, ``(..., P)`` (see :func:`transmittance_from_densities`).
+        The weights, ``(..., P)``.
     """
-    surface_thickness = _check_surface_thickness(surface_thickness)
-    eps = _check_eps(eps)
-    _check_ray_densities(densities, "densities")
-    return densities * _transmittance(densities, surface_thickness, eps)
+    return densities * transmittance_from_densities(densities, surface_thickness, eps)
 
 
 def opacity_from_densities(densities: torch.Tensor) -> torch.Tensor:

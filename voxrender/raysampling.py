@@ -104,6 +104,37 @@ def _check_exclusive(n_rays_per_image: int | None, n_rays_total: int | None) -> 
         )
 
 
+def _check_xy_bounds(
+    min_x: object, max_x: object, min_y: object, max_y: object
+) -> tuple[float, float, float, float]:
+    """The four image-plane bounds as finite Python floats (no ordering checked)."""
+    min_x, max_x = _check_real(min_x, "min_x"), _check_real(max_x, "max_x")
+    min_y, max_y = _check_real(min_y, "min_y"), _check_real(max_y, "max_y")
+    return min_x, max_x, min_y, max_y
+
+
+def _check_ray_counts(
+    n_rays_per_image: object, n_rays_total: object
+) -> tuple[int | None, int | None]:
+    """Both optional ray counts checked, and not both set."""
+    n_rays_per_image = _check_count(n_rays_per_image, "n_rays_per_image", optional=True)
+    n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True)
+    _check_exclusive(n_rays_per_image, n_rays_total)
+    return n_rays_per_image, n_rays_total
+
+
+def _check_sampling_flags(unit_directions: object, stratified_sampling: object) -> None:
+    _check_flag(unit_directions, "unit_directions")
+    _check_flag(stratified_sampling, "stratified_sampling")
+
+
+def _flag_or_default(value: object, default: bool, name: str) -> bool:
+    """A per-call flag override: ``default`` when ``value`` is None, else the checked value."""
+    if value is None:
+        value = default
+    return _check_flag(value, name)
+
+
 def _check_cameras(cameras: Any, *, indexable: bool) -> tuple[int, torch.device, torch.dtype]:
     """Check the duck-typed cameras; returns ``(batch_size, device, dtype)``."""
     needed = ["R", "device", "unproject_points"] + (["__len__", "__getitem__"] if indexable else [])
@@ -300,6 +331,27 @@ def _draw_cameras(n_rays_total: int, n_cameras: int) -> tuple[torch.Tensor, torc
     return torch.unique(drawn, return_counts=True)
 
 
+def _draw_camera_batch(
+    cameras: Any, n_rays_total: int
+) -> tuple[Any, tuple[torch.Tensor, torch.Tensor], int]:
+    """Draw the cameras of ``n_rays_total`` rays (see :func:`_draw_cameras`).
+
+    Returns:
+        The drawn cameras (one per distinct id), ``(camera_ids (M,), camera_counts (M,))`` and
+        the most rays any one camera got (a Python int).
+    """
+    camera_ids, camera_counts = _draw_cameras(n_rays_total, len(cameras))  # (M,), (M,)
+    n_rays = int(camera_counts.max())  # CPU tensor: no device sync
+    return cameras[camera_ids], (camera_ids, camera_counts), n_rays
+
+
+def _rays_or_packed(
+    bundle: RayBundle, drawn: tuple[torch.Tensor, torch.Tensor] | None
+) -> RayBundle | HeterogeneousRayBundle:
+    """``bundle`` as is, or packed per drawn camera when cameras were drawn."""
+    return bundle if drawn is None else _pack_rays(bundle, *drawn)
+
+
 def _pack_rays(
     bundle: RayBundle, camera_ids: torch.Tensor, camera_counts: torch.Tensor
 ) -> HeterogeneousRayBundle:
@@ -382,8 +434,7 @@ class MultinomialRaysampler(torch.nn.Module):
         stratified_sampling: bool = False,
     ) -> None:
         super().__init__()
-        min_x, max_x = _check_real(min_x, "min_x"), _check_real(max_x, "max_x")
-        min_y, max_y = _check_real(min_y, "min_y"), _check_real(max_y, "max_y")
+        min_x, max_x, min_y, max_y = _check_xy_bounds(min_x, max_x, min_y, max_y)
         image_width = _check_count(image_width, "image_width")
         image_height = _check_count(image_height, "image_height")
         if image_width > 1 and min_x == max_x:
@@ -396,11 +447,8 @@ class MultinomialRaysampler(torch.nn.Module):
             )
         n_pts_per_ray = _check_count(n_pts_per_ray, "n_pts_per_ray")
         min_depth, max_depth = _check_depth_range(min_depth, max_depth)
-        n_rays_per_image = _check_count(n_rays_per_image, "n_rays_per_image", optional=True)
-        n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True)
-        _check_exclusive(n_rays_per_image, n_rays_total)
-        _check_flag(unit_directions, "unit_directions")
-        _check_flag(stratified_sampling, "stratified_sampling")
+        n_rays_per_image, n_rays_total = _check_ray_counts(n_rays_per_image, n_rays_total)
+        _check_sampling_flags(unit_directions, stratified_sampling)
 
         self.min_x, self.max_x = min_x, max_x
         self.min_y, self.max_y = min_y, max_y
@@ -475,9 +523,9 @@ class MultinomialRaysampler(torch.nn.Module):
         n_pts_per_ray = _check_count(
             self._n_pts_per_ray if n_pts_per_ray is None else n_pts_per_ray, "n_pts_per_ray"
         )
-        if stratified_sampling is None:
-            stratified_sampling = self._stratified_sampling
-        _check_flag(stratified_sampling, "stratified_sampling")
+        stratified_sampling = _flag_or_default(
+            stratified_sampling, self._stratified_sampling, "stratified_sampling"
+        )
 
         batch_size, device, dtype = _check_cameras(cameras, indexable=n_rays_total is not None)
         height, width = self._image_height, self._image_width
@@ -485,11 +533,11 @@ class MultinomialRaysampler(torch.nn.Module):
         if mask is not None:
             weights = _mask_to_weights(mask, batch_size, height, width, device, dtype)  # (B, HW)
 
+        drawn = None
         if n_rays_total is not None:
-            camera_ids, camera_counts = _draw_cameras(n_rays_total, len(cameras))  # (M,), (M,)
-            cameras = cameras[camera_ids]
+            cameras, drawn, n_rays_per_image = _draw_camera_batch(cameras, n_rays_total)
+            camera_ids = drawn[0]  # (M,)
             weights = weights[camera_ids.to(device)] if weights is not None else None
-            n_rays_per_image = int(camera_counts.max())  # CPU tensor: no device sync
             batch_size = camera_ids.shape[0]
 
         grid = self._xy_grid_double if dtype == torch.float64 else self._xy_grid
@@ -532,9 +580,7 @@ class MultinomialRaysampler(torch.nn.Module):
             self._unit_directions,
             stratified_sampling,
         )
-        if n_rays_total is not None:
-            return _pack_rays(bundle, camera_ids, camera_counts)
-        return bundle
+        return _rays_or_packed(bundle, drawn)
 
 
 class NDCMultinomialRaysampler(MultinomialRaysampler):
@@ -613,15 +659,12 @@ class MonteCarloRaysampler(torch.nn.Module):
         stratified_sampling: bool = False,
     ) -> None:
         super().__init__()
-        min_x, max_x = _check_real(min_x, "min_x"), _check_real(max_x, "max_x")
-        min_y, max_y = _check_real(min_y, "min_y"), _check_real(max_y, "max_y")
+        min_x, max_x, min_y, max_y = _check_xy_bounds(min_x, max_x, min_y, max_y)
         if not min_x < max_x:
             raise ValueError(f"min_x, max_x: expected min_x < max_x, got {min_x!r} and {max_x!r}")
         if not min_y < max_y:
             raise ValueError(f"min_y, max_y: expected min_y < max_y, got {min_y!r} and {max_y!r}")
-        n_rays_per_image = _check_count(n_rays_per_image, "n_rays_per_image", optional=True)
-        n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True)
-        _check_exclusive(n_rays_per_image, n_rays_total)
+        n_rays_per_image, n_rays_total = _check_ray_counts(n_rays_per_image, n_rays_total)
         if n_rays_per_image is None and n_rays_total is None:
             raise ValueError(
                 "n_rays_per_image, n_rays_total: expected exactly one of them to be set, got "
@@ -629,8 +672,7 @@ class MonteCarloRaysampler(torch.nn.Module):
             )
         n_pts_per_ray = _check_count(n_pts_per_ray, "n_pts_per_ray")
         min_depth, max_depth = _check_depth_range(min_depth, max_depth)
-        _check_flag(unit_directions, "unit_directions")
-        _check_flag(stratified_sampling, "stratified_sampling")
+        _check_sampling_flags(unit_directions, stratified_sampling)
 
         self._min_x, self._max_x = min_x, max_x
         self._min_y, self._max_y = min_y, max_y
@@ -666,18 +708,16 @@ class MonteCarloRaysampler(torch.nn.Module):
             :class:`~voxrender.HeterogeneousRayBundle` with ``B = N``, ``R = 1``,
             ``camera_ids (M,)`` (CPU) and ``camera_counts (M,)``.
         """
-        if stratified_sampling is None:
-            stratified_sampling = self._stratified_sampling
-        _check_flag(stratified_sampling, "stratified_sampling")
+        stratified_sampling = _flag_or_default(
+            stratified_sampling, self._stratified_sampling, "stratified_sampling"
+        )
         batch_size, device, dtype = _check_cameras(
             cameras, indexable=self._n_rays_total is not None
         )
-        n_rays = self._n_rays_per_image
+        n_rays, drawn = self._n_rays_per_image, None
         if self._n_rays_total is not None:
-            camera_ids, camera_counts = _draw_cameras(self._n_rays_total, len(cameras))
-            cameras = cameras[camera_ids]
-            n_rays = int(camera_counts.max())  # CPU tensor: no device sync
-            batch_size = camera_ids.shape[0]
+            cameras, drawn, n_rays = _draw_camera_batch(cameras, self._n_rays_total)
+            batch_size = drawn[0].shape[0]
 
         xy = torch.cat(
             [
@@ -695,9 +735,7 @@ class MonteCarloRaysampler(torch.nn.Module):
             self._unit_directions,
             stratified_sampling,
         )
-        if self._n_rays_total is not None:
-            return _pack_rays(bundle, camera_ids, camera_counts)
-        return bundle
+        return _rays_or_packed(bundle, drawn)
 
 
 # --------------------------------------------------------------------------------------------

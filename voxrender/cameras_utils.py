@@ -1,0 +1,190 @@
+"""Shared pieces of the cameras: per-camera field conversion and checks, small transform builders.
+
+Every per-camera field is stored as a tensor with the batch size ``N`` first (see
+:mod:`voxrender.cameras` for the conventions); the functions here check, convert and broadcast
+what users give, and build the ``(N, 4, 4)`` row-vector matrices the cameras compose.
+
+Dimensions:
+    ``N``: cameras in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ._checks import check_floating, check_shape, describe
+from .transforms import Transform3d, _affine_matrix, _numerical_inverse
+
+__all__: list[str] = []
+
+# Defaults (identity extrinsics), as in PyTorch3D. Recognised by identity: they never decide
+# the dtype or device of a camera.
+_R = torch.eye(3)[None]  # (1, 3, 3)
+_T = torch.zeros(1, 3)  # (1, 3)
+
+_BatchFloat = float | Sequence[float] | torch.Tensor
+
+
+# ---------------------------------------------------------------------------------------------
+# Field conversion shared by all cameras
+# ---------------------------------------------------------------------------------------------
+
+
+def _user_dtype(values: Sequence[object], defaults: Sequence[object] = ()) -> torch.dtype:
+    """Promoted dtype of the floating tensors among ``values`` (defaults excluded)."""
+    dtype = None
+    for value in values:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if any(value is d for d in defaults):
+                continue
+            dtype = value.dtype if dtype is None else torch.promote_types(dtype, value.dtype)
+    return torch.get_default_dtype() if dtype is None else dtype
+
+
+def _matrix_field(
+    value: object, name: str, trailing: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A floating tensor ``(N, *trailing)``, checked, cast and moved (graph kept)."""
+    spec = "(N, " + ", ".join(map(str, trailing)) + ")"
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape {spec}, got {describe(value)}")
+    check_shape(value, name, ndim=len(trailing) + 1, last=trailing, spec=spec)
+    check_floating(value, name)
+    return value.to(device=device, dtype=dtype)
+
+
+def _vector_field(
+    value: object, name: str, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A 3-vector or a batch of them (tensor or nested sequence) -> ``(N, 3)``."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
+        check_shape(value, name, ndim=(1, 2), last=(3,), spec="(3,) or (N, 3)")
+        return value.reshape(-1, 3).to(device=device, dtype=dtype)
+    try:
+        tensor = torch.tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"{name}: expected a tensor or a sequence of 3-vectors, got {describe(value)}"
+        ) from None
+    check_shape(tensor, name, ndim=(1, 2), last=(3,), spec="(3,) or (N, 3)")
+    return tensor.reshape(-1, 3)
+
+
+def _expand(tensor: torch.Tensor, n: int) -> torch.Tensor:
+    return tensor.expand(n, *tensor.shape[1:])
+
+
+def _host_values(raw: object, converted: torch.Tensor) -> torch.Tensor | None:
+    """The values of a scalar field where reading them costs no device sync, else None."""
+    if torch.compiler.is_compiling():
+        return None
+    if isinstance(raw, torch.Tensor):
+        return raw.detach().reshape(-1) if raw.device.type == "cpu" else None
+    if converted.device.type == "cpu":
+        return converted.detach()
+    return torch.tensor(raw, dtype=torch.float64).reshape(-1)
+
+
+def _first_bad(values: torch.Tensor, ok: torch.Tensor) -> float:
+    return float(values[~ok][0])
+
+
+def _check_ordered(values: dict[str, torch.Tensor | None], low: str, high: str) -> None:
+    """``values[high] > values[low]`` elementwise (after broadcasting), where both are known."""
+    lo, hi = values[low], values[high]
+    if lo is None or hi is None:
+        return
+    lo, hi = torch.broadcast_tensors(lo.double(), hi.double())
+    ok = hi > lo
+    if not bool(ok.all()):
+        i = int((~ok).nonzero()[0, 0])
+        raise ValueError(
+            f"{high}: expected values > {low}, got {high}={float(hi[i]):g} "
+            f"with {low}={float(lo[i]):g}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Small builders and field forms: per-axis affine maps, sparse 4x4 matrices, pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {describe(value)}")
+    return value
+
+
+def _sparse_matrix(
+    entries: dict[tuple[int, int], torch.Tensor], like: torch.Tensor
+) -> torch.Tensor:
+    """``(N, 4, 4)`` matrices with the given ``(N,)`` entries and zeros elsewhere."""
+    zero = torch.zeros_like(like)
+    flat = [entries.get((i, j), zero) for i in range(4) for j in range(4)]
+    return torch.stack(flat, dim=-1).reshape(-1, 4, 4)
+
+
+def _axis_affine(scale: torch.Tensor, shift: torch.Tensor) -> Transform3d:
+    """``p -> p * scale + shift`` per axis (``scale``, ``shift`` ``(N, 3)``), inverted in closed form."""
+    matrix = _affine_matrix(torch.diag_embed(scale), shift)  # (N, 4, 4)
+
+    def inverse() -> torch.Tensor:
+        reciprocal = 1.0 / scale  # (N, 3)
+        return _affine_matrix(torch.diag_embed(reciprocal), -shift * reciprocal)
+
+    return Transform3d._with_inverse(matrix, inverse)
+
+
+def _column_matrix_transform(K: torch.Tensor) -> Transform3d:
+    """A user's column-vector projection matrices ``K`` ``(N, 4, 4)`` as a transform (``K^T``)."""
+    matrix = K.transpose(1, 2)
+    return Transform3d._with_inverse(matrix, lambda: _numerical_inverse(matrix))
+
+
+def _real_tensor(
+    value: object, name: str, dtype: torch.dtype, device: torch.device, forms: str
+) -> torch.Tensor:
+    """A number, a nested sequence of numbers or a real tensor -> a tensor (shape as given)."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
+        return value.to(device=device, dtype=dtype)
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
+        raise TypeError(f"{name}: expected {forms}, got {describe(value)}")
+    try:
+        return torch.tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name}: expected {forms}, got {describe(value)}") from None
+
+
+def _focal_length_field(
+    value: object, name: str, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``f``, ``(N,)``, ``(N, 1)`` or ``(N, 2)`` -> ``(N, 2)`` as ``(fx, fy)`` (graph kept)."""
+    spec = "(), (N,), (N, 1) or (N, 2)"
+    tensor = _real_tensor(value, name, dtype, device, f"a number or a tensor of shape {spec}")
+    if tensor.ndim < 2:
+        tensor = tensor.reshape(-1, 1)  # (N, 1)
+    if tensor.ndim != 2 or tensor.shape[1] not in (1, 2) or tensor.shape[0] == 0:
+        raise ValueError(f"{name}: expected shape {spec}, got shape {tuple(tensor.shape)}")
+    return tensor.expand(-1, 2)
+
+
+def _xy_field(value: object, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A pair ``(2,)`` or a batch of pairs ``(N, 2)`` (tensor or sequence) -> ``(N, 2)``."""
+    tensor = _real_tensor(value, name, dtype, device, "a pair or a tensor of shape (N, 2)")
+    if tensor.ndim not in (1, 2) or tensor.shape[-1] != 2 or tensor.shape[0] == 0:
+        raise ValueError(f"{name}: expected shape (2,) or (N, 2), got shape {tuple(tensor.shape)}")
+    return tensor.reshape(-1, 2)
+
+
+def _check_image_size_values(raw: object, converted: torch.Tensor) -> None:
+    values = _host_values(raw, converted)
+    if values is not None and not bool((values >= 1).all()):
+        raise ValueError(
+            f"image_size: expected (height, width) values >= 1, got {_first_bad(values, values >= 1):g}"
+        )

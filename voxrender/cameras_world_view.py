@@ -1,0 +1,55 @@
+"""The world -> view transform of cameras: ``p_view = p_world @ R + T`` (row vectors).
+
+See :mod:`voxrender.cameras` for the coordinate systems.
+
+Dimensions:
+    ``N``: cameras in the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import broadcast_batch_sizes, check_floating, check_same_device, check_shape
+from .cameras_utils import _R, _T
+from .transforms import Transform3d, _affine_matrix
+
+__all__ = [
+    "get_world_to_view_transform",
+]
+
+
+def _world_to_view(R: torch.Tensor, T: torch.Tensor) -> Transform3d:
+    """``p -> p @ R + T`` as a Transform3d with a closed-form inverse (no validation)."""
+    matrix = _affine_matrix(R, T)  # (N, 4, 4)
+
+    def inverse() -> torch.Tensor:
+        rt = R.transpose(1, 2)
+        return _affine_matrix(rt, -torch.matmul(T[:, None, :], rt)[:, 0])
+
+    return Transform3d._with_inverse(matrix, inverse)
+
+
+def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> Transform3d:
+    """World -> view transform: rotate by ``R``, then translate by ``T`` (``p @ R + T``).
+
+    Args:
+        R: rotations ``(N, 3, 3)``.
+        T: translations ``(N, 3)``; batch sizes 1 and ``N`` broadcast.
+
+    Returns:
+        A Transform3d of ``N`` transforms.
+    """
+    if R is _R and isinstance(T, torch.Tensor) and T.is_floating_point():
+        R = _R.to(device=T.device, dtype=T.dtype)
+    check_floating(R, "R")
+    check_shape(R, "R", ndim=3, last=(3, 3), spec="(N, 3, 3)")
+    if T is _T:
+        T = _T.to(device=R.device, dtype=R.dtype)
+    check_floating(T, "T")
+    check_shape(T, "T", ndim=2, last=(3,), spec="(N, 3)")
+    if T.dtype != R.dtype:
+        raise TypeError(f"T: expected dtype {R.dtype} (R's), got {T.dtype}")
+    check_same_device("T", T, R.device)
+    broadcast_batch_sizes({"R": R.shape[0], "T": T.shape[0]})
+    return _world_to_view(R, T)
