@@ -34,7 +34,9 @@ def assert_close(actual, expected, *, kind: str = "out", dtype=None, atol=None, 
     array or a tensor and is moved to ``actual``'s device and dtype.
     """
     actual = torch.as_tensor(actual)
-    expected = torch.as_tensor(np.asarray(expected) if not isinstance(expected, torch.Tensor) else expected)
+    expected = torch.as_tensor(
+        np.asarray(expected) if not isinstance(expected, torch.Tensor) else expected
+    )
     expected = expected.to(device=actual.device)
     assert tuple(actual.shape) == tuple(expected.shape), (
         f"{msg} shape mismatch: got {tuple(actual.shape)}, want {tuple(expected.shape)}"
@@ -46,7 +48,9 @@ def assert_close(actual, expected, *, kind: str = "out", dtype=None, atol=None, 
     a, r = TOLERANCES[dtype or actual.dtype][kind]
     atol = a if atol is None else atol
     rtol = r if rtol is None else rtol
-    torch.testing.assert_close(actual, expected, atol=atol, rtol=rtol, equal_nan=False, msg=lambda m: f"{msg}\n{m}")
+    torch.testing.assert_close(
+        actual, expected, atol=atol, rtol=rtol, equal_nan=False, msg=lambda m: f"{msg}\n{m}"
+    )
 
 
 def manifest() -> list[dict]:
@@ -59,7 +63,9 @@ def case_names(kind: str) -> list[str]:
     return [c["name"] for c in manifest() if c["kind"] == kind]
 
 
-def load_case(name: str) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def load_case(
+    name: str,
+) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Load one fixture case.
 
     Returns:
