@@ -22,13 +22,10 @@ from collections.abc import Callable
 import torch
 
 from ._checks import check_choice, describe
-from .grid_sample import _collapse_expanded_batch, sample_grid
+from .grid_sample import MODES, PADDING_MODES, _collapse_expanded_batch, sample_grid
 from .ray_bundle import RayBundle
 
 __all__ = ["ImplicitRenderer", "VolumeRenderer", "VolumeSampler"]
-
-SAMPLE_MODES = ("bilinear", "nearest")
-PADDING_MODES = ("zeros", "border", "reflection")
 
 
 def _volume_data(volumes) -> tuple[torch.Tensor, int]:
@@ -90,7 +87,7 @@ class VolumeSampler(torch.nn.Module):
                     f"got {describe(volumes)}"
                 )
         self._volumes = volumes
-        self._sample_mode = check_choice(sample_mode, "sample_mode", SAMPLE_MODES)
+        self._sample_mode = check_choice(sample_mode, "sample_mode", MODES)
         self._padding_mode = check_choice(padding_mode, "padding_mode", PADDING_MODES)
 
     def forward(self, ray_bundle, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -284,7 +281,7 @@ class VolumeRenderer(torch.nn.Module):
     ):
         super().__init__()
         self.renderer = ImplicitRenderer(raysampler, raymarcher, chunk_size=chunk_size)
-        self._sample_mode = check_choice(sample_mode, "sample_mode", SAMPLE_MODES)
+        self._sample_mode = check_choice(sample_mode, "sample_mode", MODES)
 
     def forward(self, cameras, volumes, **kwargs):
         """Render ``volumes`` seen from ``cameras`` (one volume per camera).
