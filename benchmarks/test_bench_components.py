@@ -5,14 +5,9 @@
 
 import pytest
 
-COMPONENTS = [
-    "raysampling",
-    "grid_sampling_fwd",
-    "grid_sampling_fwd_bwd",
-    "raymarching_fwd",
-    "raymarching_fwd_bwd",
-    "render_fwd",
-]
+from benchmarks import cases
+
+COMPONENTS = [c for c in cases.COMPONENTS if c != "fit_step"]  # the fit step: test_bench_fit
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
