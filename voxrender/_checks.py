@@ -198,11 +198,15 @@ def check_in_unit_interval(value: torch.Tensor, name: str) -> None:
     ``torch._assert_async``: a violation then surfaces as a device-side assertion
     (``RuntimeError``) at the next synchronisation instead of stalling the pipeline here.
     """
-    inside = ((value >= 0) & (value <= 1)).all()
+    if value.numel() == 0:
+        return
+    lo, hi = torch.aminmax(value)  # one pass; NaN propagates and fails both comparisons
+    inside = (lo >= 0) & (hi <= 1)
     if value.device.type == "cpu" and not torch.compiler.is_compiling():
         if not bool(inside):
-            lo, hi = float(value.min()), float(value.max())
-            raise ValueError(f"{name}: expected values in [0, 1], got values in [{lo:g}, {hi:g}]")
+            raise ValueError(
+                f"{name}: expected values in [0, 1], got values in [{float(lo):g}, {float(hi):g}]"
+            )
     else:
         torch._assert_async(inside, f"{name}: expected values in [0, 1]")
 
