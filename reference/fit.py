@@ -173,10 +173,12 @@ def _views_cameras(views: Views) -> dict[str, torch.Tensor]:
 
 
 def _psnr(model: VolumeModel, backend: Backend, views: Views, batch: int) -> float:
-    total = torch.zeros((), dtype=torch.float64, device=views.images.device)
-    for sl, rendered in _render_batches(model, backend, _views_cameras(views), batch):
-        total += squared_error_sum(rendered[..., :3], views.images[sl])
-    mse = total.item() / views.images.numel()
+    per_view = [
+        squared_error_sum(rendered[..., :3], views.images[sl]).cpu()
+        for sl, rendered in _render_batches(model, backend, _views_cameras(views), batch)
+    ]
+    # an exactly rounded sum: the same number whatever the evaluation batch size
+    mse = math.fsum(torch.cat(per_view).tolist()) / views.images.numel()
     return -10.0 * math.log10(mse) if mse > 0 else math.inf
 
 

@@ -108,5 +108,10 @@ def fit_errors(
 
 
 def squared_error_sum(rendered_rgb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``sum((clamp(rendered_rgb, 0, 1) - target)^2)`` in float64, for PSNR over many batches."""
-    return ((rendered_rgb.clamp(0.0, 1.0) - target) ** 2).sum(dtype=torch.float64)
+    """Per view ``sum((clamp(rendered_rgb, 0, 1) - target)^2)`` in float64, ``(B, H, W, 3) -> (B,)``.
+
+    Per view, so that a total over many batches (``math.fsum`` of these) does not depend on
+    how the views were batched.
+    """
+    squared = (rendered_rgb.clamp(0.0, 1.0) - target) ** 2
+    return squared.flatten(1).sum(dim=1, dtype=torch.float64)

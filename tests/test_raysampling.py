@@ -226,9 +226,11 @@ def test_ndc_rays_project_onto_their_pixels(
     assert_close(projected[..., :2], expected_xy, atol=1e-8, rtol=1e-7)
     if not unit:
         assert_close(_view_depth(cams, points), lengths, atol=1e-9, rtol=1e-8)
-    # the points lie in front of the camera, ordered along the ray
+    # the points lie in front of the camera, ordered along the ray (up to the rounding of the
+    # world -> view transform: a depth span of a few ulps may come back out of order)
     depth = _view_depth(cams, points)
-    assert bool((depth > 0).all()) and bool((depth[..., 1:] >= depth[..., :-1]).all())
+    slack = 1e-12 * depth.abs().amax()
+    assert bool((depth > 0).all()) and bool((depth[..., 1:] >= depth[..., :-1] - slack).all())
 
 
 @given(

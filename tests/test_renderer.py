@@ -436,7 +436,8 @@ def test_renderer_accepts_duck_typed_cameras_and_volumes():
     renderer = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher())
     want, _ = renderer(cameras=cams, volumes=vols)
     got, _ = renderer(cameras=_DuckCameras(cams), volumes=_DuckVolumes(vols))
-    assert torch.equal(got, want)
+    # duck-typed volumes take the general path, voxrender's the fused one: equal up to rounding
+    assert_close(got, want)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])

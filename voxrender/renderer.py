@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from ._checks import check_choice, describe
+from .fused import fused_render
 from .grid_sample import MODES, PADDING_MODES, _collapse_expanded_batch, sample_grid
 from .ray_bundle import RayBundle
 
@@ -101,14 +102,7 @@ class VolumeSampler(torch.nn.Module):
             ``rays_densities (B, ..., P, C_d)`` and ``rays_features (B, ..., P, C_f)``
             (``C_f = 0`` when the volumes have no features).
         """
-        _check_bundle(ray_bundle)
-        n_volumes = len(self._volumes)
-        batch = ray_bundle.origins.shape[0]
-        if batch != n_volumes:
-            raise ValueError(
-                f"ray_bundle: expected a batch of {n_volumes} (one per volume), got "
-                f"origins of shape {tuple(ray_bundle.origins.shape)}"
-            )
+        self._check_rays(ray_bundle)
         data, n_density = _volume_data(self._volumes)
         points = ray_bundle_to_local_points(ray_bundle, self._volumes)  # (B, ..., P, 3)
         samples = sample_grid(
@@ -119,6 +113,27 @@ class VolumeSampler(torch.nn.Module):
             align_corners=self._volumes.get_align_corners(),
         )  # (B, ..., P, C_d + C_f)
         return samples[..., :n_density], samples[..., n_density:]
+
+    def _check_rays(self, ray_bundle) -> None:
+        _check_bundle(ray_bundle)
+        n_volumes = len(self._volumes)
+        batch = ray_bundle.origins.shape[0]
+        if batch != n_volumes:
+            raise ValueError(
+                f"ray_bundle: expected a batch of {n_volumes} (one per volume), got "
+                f"origins of shape {tuple(ray_bundle.origins.shape)}"
+            )
+
+    def render_fused(self, ray_bundle, raymarcher, **kwargs) -> torch.Tensor | None:
+        """``raymarcher(*self(ray_bundle))`` without per-sample tensors, or None if unsupported.
+
+        See :func:`voxrender.fused.fused_render` for what the fused path covers; the renderers
+        try it first and fall back to sampling then raymarching, which gives the same result.
+        """
+        if self._sample_mode != "bilinear" or self._padding_mode != "zeros":
+            return None
+        self._check_rays(ray_bundle)
+        return fused_render(self._volumes, ray_bundle, raymarcher, kwargs)
 
 
 def _check_bundle(ray_bundle) -> None:
@@ -255,6 +270,10 @@ class ImplicitRenderer(torch.nn.Module):
                 **kwargs,
             )
 
+        if isinstance(volumetric_function, VolumeSampler):  # the fused fast path, when it applies
+            images = volumetric_function.render_fused(ray_bundle, self.raymarcher, **kwargs)
+            if images is not None:
+                return images, ray_bundle
         rays = _rays_per_element(ray_bundle)
         if self.chunk_size is None or rays is None or rays <= self.chunk_size:
             return render(ray_bundle), ray_bundle

@@ -1,0 +1,472 @@
+"""Fused volume rendering: sample a voxel grid along rays and raymarch, chunk by chunk.
+
+:class:`~voxrender.VolumeRenderer` computes ``raymarcher(VolumeSampler(volumes)(rays))``: every
+ray point is sampled into a ``(B, ..., P, C)`` tensor, then composited. This module computes the
+same images and the same volume gradients without any tensor of per-sample size: rays are taken
+a chunk at a time (cache-sized), sampled, composited, and dropped; the backward pass recomputes
+a chunk's samples and scatters their gradient into the volume. Memory is the volume plus a few
+chunk-sized buffers, whatever the image size.
+
+Dimension letters:
+
+- ``R``: rays of one call (all batch elements together); ``n``: rays of one chunk.
+- ``P``: points per ray; ``m = n * P``: points of one chunk.
+- ``C``: table channels (``1 + C_f`` for emission-absorption, 1 for absorption-only).
+- ``D, H, W``: voxel grid depth, height, width.
+
+How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
+
+1. Ray ``r`` in voxel units: ``u = a_r + t * b_r`` per axis, ``a_r``, ``b_r`` from the ray's
+   origin and direction mapped into the grid once per ray (the world-to-local map is affine).
+   Voxel ``k`` sits at ``u = k + 1``: the table carries a zero margin (one voxel below, two
+   above), so clamping ``u`` to ``[0, S + 1]`` replaces every bounds test and NaN reads zeros.
+2. The point's cell (its low corner's table row) and the 8 trilinear weights, as in
+   :mod:`voxrender.grid_sample`.
+3. The samples ``(m, C)`` = ``S @ table`` with ``S`` a sparse ``(m, rows)`` matrix holding the 8
+   weights of each point: one compiled sparse-dense product does all gathers and sums.
+4. The raymarcher's own kernel (:func:`voxrender.raymarching.emission_absorption`, the one
+   implementation of the model) composites the chunk.
+
+Backward, per chunk: steps 1-3 again, autograd through step 4 for the samples' gradient ``G``
+``(m, C)``, then ``S^T G`` into the table's gradient (one 1D ``index_add_`` per corner).
+
+On the CPU the chunks are spread over ``torch.get_num_threads()`` worker threads, each running
+single-threaded operators on its own buffers (the scatter is serial in PyTorch, so splitting
+the chunks is the only way to use more than one core for it); each worker accumulates its own
+gradient table and the tables are summed at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_in_unit_interval
+from .grid_sample import _collapse_expanded_batch
+from .raymarching import (
+    AbsorptionOnlyRaymarcher,
+    EmissionAbsorptionRaymarcher,
+    _check_eps,
+    _emission_absorption,
+    _opacity,
+)
+from .volumes import Volumes
+
+__all__: list[str] = []  # internal: reached through VolumeRenderer
+
+# Zero voxels stored before / after the grid on every axis (see step 1 above).
+_MARGIN = (1, 2)
+# Points per chunk: the chunk's buffers (about 100 bytes per point) stay within a core's L2 / L3.
+_POINTS_PER_CHUNK = 1 << 16
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_warning_silenced = False
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about one fused call that is not a tensor."""
+
+    grid: tuple[int, int, int]  # (D, H, W)
+    n_pts: int  # P
+    channels: int  # C of the table
+    emission: bool  # emission-absorption (else absorption-only)
+    surface_thickness: int
+    eps: float
+    rays_per_chunk: int
+    workers: int
+
+    @property
+    def strides(self) -> tuple[int, int, int]:
+        """Table rows between neighbours along z, y, x (margined grid)."""
+        _, h, w = (n + sum(_MARGIN) for n in self.grid)
+        return h * w, w, 1
+
+    @property
+    def corner_offsets(self) -> tuple[int, ...]:
+        """Row offset of corner ``k = 4 kz + 2 ky + kx`` from the cell's low corner."""
+        sz, sy, _ = self.strides
+        return tuple(kz * sz + ky * sy + kx for kz in (0, 1) for ky in (0, 1) for kx in (0, 1))
+
+
+def volume_table(densities: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+    """Channel-last, zero-margined table of the volumes, differentiable.
+
+    Args:
+        densities: ``(B, 1, D, H, W)``.
+        features: ``(B, C_f, D, H, W)`` or None (absorption-only).
+
+    Returns:
+        ``(B * (D + 3) * (H + 3) * (W + 3), C)`` with ``C = 1 + C_f``.
+    """
+    data = densities if features is None else torch.cat((densities, features), dim=1)
+    batch, channels = data.shape[:2]
+    lo, hi = _MARGIN
+    d, h, w = (n + lo + hi for n in data.shape[2:])
+    table = data.new_zeros(batch, d, h, w, channels)
+    table[:, lo:-hi, lo:-hi, lo:-hi] = data.permute(0, 2, 3, 4, 1)
+    return table.view(batch * d * h * w, channels)
+
+
+def rays_to_voxel_lines(
+    origins_local: torch.Tensor, directions_local: torch.Tensor, grid, align_corners: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays in normalised local coordinates -> ``u = a + t * b`` in margined voxel units.
+
+    Args:
+        origins_local, directions_local: ``(R, 3)``, ``(x, y, z)`` along ``(W, H, D)``.
+        grid: ``(D, H, W)``.
+        align_corners: the volumes' convention.
+
+    Returns:
+        ``a (3, R)`` and ``b (3, R)``, rows ``x, y, z``.
+    """
+    sizes = torch.tensor(grid[::-1], dtype=origins_local.dtype, device=origins_local.device)
+    if align_corners:  # u = (x + 1) / 2 * (S - 1)
+        scale, shift = (sizes - 1) / 2, (sizes - 1) / 2
+    else:  # u = ((x + 1) * S - 1) / 2
+        scale, shift = sizes / 2, (sizes - 1) / 2
+    a = origins_local * scale + (shift + _MARGIN[0])  # (R, 3)
+    b = directions_local * scale  # (R, 3)
+    return a.t().contiguous(), b.t().contiguous()
+
+
+class _Workspace:
+    """Reusable flat buffers for chunks of up to ``m`` points (one workspace per worker)."""
+
+    def __init__(self, m: int, plan: _Plan, dtype: torch.dtype, index_dtype: torch.dtype):
+        c = plan.channels
+        self._float = torch.empty((3 + 3 + 6 + 4 + 8 + 8 + 3 * c) * m, dtype=dtype)
+        self._int = torch.empty((3 + 1 + 8 + c) * m, dtype=index_dtype)
+        self.crow = torch.arange(0, 8 * m + 1, 8, dtype=index_dtype)
+        self.lanes = torch.arange(c, dtype=index_dtype).view(c, 1)
+        self.offsets = torch.tensor(plan.corner_offsets, dtype=index_dtype).view(1, 8)
+        self.m = 0
+
+    def carve(self, m: int, channels: int) -> None:
+        """Point the named buffers at the first bytes of the flat ones, for ``m`` points."""
+        if m == self.m:
+            return
+        self.m = m
+        cursor = {"float": 0, "int": 0}
+
+        def take(kind: str, *shape: int) -> torch.Tensor:
+            flat = self._float if kind == "float" else self._int
+            n = 1
+            for size in shape:
+                n *= size
+            start = cursor[kind]
+            cursor[kind] = start + n
+            return flat[start : start + n].view(*shape)
+
+        self.u = take("float", 3, m)
+        self.low = take("float", 3, m)
+        self.factors = take("float", 3, 2, m)  # per axis (1 - frac, frac)
+        self.w4 = take("float", 2, 2, m)
+        self.w8 = take("float", 8, m)  # corner-major weights
+        self.values = take("float", m, 8)  # point-major weights (sparse values)
+        self.samples = take("float", m, channels)
+        self.grad_planes = take("float", channels, m)
+        self.contrib = take("float", channels, m)
+        self.ints = take("int", 3, m)
+        self.cell = take("int", m)
+        self.cols = take("int", m, 8)  # point-major corner rows (sparse columns)
+        self.flat = take("int", channels, m)
+
+
+def _cells_and_weights(ws: _Workspace, plan: _Plan, a, b, lengths, base) -> int:
+    """Steps 1-2 for one chunk: ``ws.cell (m,)`` and ``ws.w8 (8, m)``; returns ``m``."""
+    m = lengths.numel()
+    ws.carve(m, plan.channels)
+    u, low, ints, cell, factors = ws.u, ws.low, ws.ints, ws.cell, ws.factors
+    torch.addcmul(a[:, :, None], b[:, :, None], lengths[None], out=u.view(3, *lengths.shape))
+    u.nan_to_num_(nan=0.0)  # NaN points read the margin: zeros
+    for axis, size in enumerate(plan.grid[::-1]):  # x, y, z
+        u[axis].clamp_(0, size + 1)
+    torch.floor(u, out=low)
+    ints.copy_(low)
+    sz, sy, _ = plan.strides
+    torch.add(ints[0], ints[1], alpha=sy, out=cell).add_(ints[2], alpha=sz)
+    if base is not None:  # batched volumes: each ray reads its own
+        cell.view(lengths.shape).add_(base[:, None])
+    torch.sub(u, low, out=factors[:, 1])  # fractions
+    torch.sub(1, factors[:, 1], out=factors[:, 0])
+    torch.mul(factors[2][:, None], factors[1][None, :], out=ws.w4)  # (z, y) pairs
+    torch.mul(ws.w4[:, :, None], factors[0][None, None], out=ws.w8.view(2, 2, 2, m))
+    return m
+
+
+def _sample(ws: _Workspace, table: torch.Tensor, m: int) -> torch.Tensor:
+    """Step 3: ``(m, C)`` trilinear samples of the chunk, as one sparse-dense product."""
+    ws.values.copy_(ws.w8.t())
+    torch.add(ws.cell[:, None], ws.offsets, out=ws.cols)
+    matrix = torch.sparse_csr_tensor(
+        ws.crow[: m + 1],
+        ws.cols.view(-1),
+        ws.values.view(-1),
+        size=(m, table.shape[0]),
+        check_invariants=False,
+    )
+    return torch.mm(matrix, table, out=ws.samples)
+
+
+def _composite(samples: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """Step 4: the raymarcher on ``samples (n, P, C)`` -> ``(n, C_out)``."""
+    densities = samples[..., :1]
+    check_in_unit_interval(densities, "rays_densities")
+    if not plan.emission:
+        return _opacity(densities.squeeze(-1))
+    return _emission_absorption(densities, samples[..., 1:], plan.surface_thickness, plan.eps)
+
+
+def _forward_chunk(ws, plan, table, a, b, lengths, base, out) -> None:
+    m = _cells_and_weights(ws, plan, a, b, lengths, base)
+    samples = _sample(ws, table, m).view(*lengths.shape, plan.channels)  # (n, P, C)
+    out.copy_(_composite(samples, plan))
+
+
+def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table) -> None:
+    m = _cells_and_weights(ws, plan, a, b, lengths, base)
+    samples = _sample(ws, table, m).view(*lengths.shape, plan.channels)  # (n, P, C)
+    leaves = [samples[..., :1].requires_grad_()]
+    if plan.emission:
+        leaves.append(samples[..., 1:].requires_grad_())
+    with torch.enable_grad():
+        images = _composite_unchecked(leaves, plan)  # (n, C_out)
+    grads = torch.autograd.grad(images, leaves, grad_out)
+    planes = ws.grad_planes  # (C, m): the samples' gradient, channel-major
+    planes[0].copy_(grads[0].view(m))
+    if plan.emission:
+        planes[1:].copy_(grads[1].view(m, -1).t())
+    # flat table index of each (channel, point) at the cell's low corner
+    flat = torch.add(ws.lanes, ws.cell, alpha=plan.channels, out=ws.flat).view(-1)
+    contrib = ws.contrib
+    for k, offset in enumerate(plan.corner_offsets):
+        torch.mul(ws.w8[k], planes, out=contrib)
+        grad_table[offset * plan.channels :].index_add_(0, flat, contrib.view(-1))
+
+
+def _composite_unchecked(leaves, plan: _Plan) -> torch.Tensor:
+    if not plan.emission:
+        return _opacity(leaves[0].squeeze(-1))
+    return _emission_absorption(leaves[0], leaves[1], plan.surface_thickness, plan.eps)
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voxrender")
+            _pool_size = workers
+        return _pool
+
+
+def _run_workers(plan: _Plan, n_rays: int, job) -> None:
+    """Run ``job(worker, start, stop)`` over every chunk of rays, on ``plan.workers`` threads.
+
+    Every chunk runs without autograd recording (the backward enables it where it needs it)
+    and in the caller's inference mode. With several workers, each sets its own thread to one
+    intra-op thread, so the workers do not oversubscribe the cores; the caller's setting is
+    restored afterwards.
+    """
+    chunks = [
+        (s, min(s + plan.rays_per_chunk, n_rays)) for s in range(0, n_rays, plan.rays_per_chunk)
+    ]
+    workers = min(plan.workers, len(chunks))
+    inference = torch.is_inference_mode_enabled()
+
+    def task(worker: int, threaded: bool) -> None:
+        if threaded:
+            torch.set_num_threads(1)
+        with torch.inference_mode(inference), torch.no_grad():
+            for start, stop in chunks[worker::workers]:
+                job(worker, start, stop)
+
+    if workers <= 1:
+        task(0, False)
+        return
+    saved = torch.get_num_threads()
+    try:
+        futures = [_executor(workers).submit(task, w, True) for w in range(workers)]
+        for future in futures:
+            future.result()
+    finally:
+        torch.set_num_threads(saved)
+
+
+def workers_for(n_rays: int, plan: _Plan) -> int:
+    """Workspaces a call needs: one per worker that gets a chunk."""
+    return max(1, min(plan.workers, -(-n_rays // plan.rays_per_chunk)))
+
+
+def _silence_sparse_beta_warning() -> None:
+    """PyTorch warns once per process that sparse CSR is beta; say it here, silently, once."""
+    global _warning_silenced
+    if _warning_silenced:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        i = torch.zeros(2, dtype=torch.int64)
+        torch.sparse_csr_tensor(i, i[:1], torch.ones(1), size=(1, 1), check_invariants=False)
+    _warning_silenced = True
+
+
+class _FusedRender(torch.autograd.Function):
+    """Table ``(rows, C)`` and ray lines -> images ``(R, C_out)``; gradient for the table only."""
+
+    @staticmethod
+    def forward(ctx, table, a, b, lengths, base, plan: _Plan):
+        n_rays = lengths.shape[0]
+        out = table.new_empty(n_rays, plan.channels if plan.emission else 1)
+        index_dtype = torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
+        if base is not None:
+            base = base.to(index_dtype)
+        points = min(plan.rays_per_chunk, n_rays) * plan.n_pts
+        spaces = [
+            _Workspace(points, plan, table.dtype, index_dtype)
+            for _ in range(workers_for(n_rays, plan))
+        ]
+
+        def job(worker, s, e):
+            chunk_base = None if base is None else base[s:e]
+            _forward_chunk(
+                spaces[worker],
+                plan,
+                table,
+                a[:, s:e],
+                b[:, s:e],
+                lengths[s:e],
+                chunk_base,
+                out[s:e],
+            )
+
+        _run_workers(plan, n_rays, job)
+        ctx.save_for_backward(table, a, b, lengths, base)
+        ctx.plan = plan
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        table, a, b, lengths, base = ctx.saved_tensors
+        plan = ctx.plan
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None, None
+        grad_out = grad_out.contiguous()
+        n_rays = lengths.shape[0]
+        index_dtype = torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
+        points = min(plan.rays_per_chunk, n_rays) * plan.n_pts
+        workers = workers_for(n_rays, plan)
+        spaces = [_Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers)]
+        grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
+
+        def job(worker, s, e):
+            chunk_base = None if base is None else base[s:e]
+            _backward_chunk(
+                spaces[worker],
+                plan,
+                table,
+                a[:, s:e],
+                b[:, s:e],
+                lengths[s:e],
+                chunk_base,
+                grad_out[s:e],
+                grads[worker],
+            )
+
+        _run_workers(plan, n_rays, job)
+        grad_table = grads[0]
+        for extra in grads[1:]:
+            grad_table += extra
+        return grad_table.view_as(table), None, None, None, None, None
+
+
+def _rays_need_grad(ray_bundle) -> bool:
+    return any(
+        getattr(ray_bundle, field).requires_grad for field in ("origins", "directions", "lengths")
+    )
+
+
+def fused_render(volumes, ray_bundle, raymarcher, kwargs: dict) -> torch.Tensor | None:
+    """Render ``raymarcher(VolumeSampler(volumes)(ray_bundle))`` fused, when that is possible.
+
+    The fused path covers voxrender's own :class:`~voxrender.Volumes` sampled trilinearly with
+    zeros padding and composited by voxrender's :class:`~voxrender.EmissionAbsorptionRaymarcher`
+    or :class:`~voxrender.AbsorptionOnlyRaymarcher`, on the CPU, in float32 or float64, for a
+    homogeneous bundle whose tensors (and the volumes' placement) need no gradient. Anything
+    else returns None and the caller takes the general path, which gives the same numbers.
+
+    Args:
+        volumes: the volumes, batch ``B`` (or 1).
+        ray_bundle: ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``.
+        raymarcher: the renderer's raymarcher.
+        kwargs: the keyword arguments the raymarcher would get (``eps`` is read from them).
+
+    Returns:
+        Images ``(B, ..., C_f + 1)`` (EA) or ``(B, ..., 1)`` (AO), or None.
+    """
+    if torch.compiler.is_compiling() or not isinstance(volumes, Volumes):
+        return None
+    emission = type(raymarcher) is EmissionAbsorptionRaymarcher
+    if not emission and type(raymarcher) is not AbsorptionOnlyRaymarcher:
+        return None
+    if getattr(ray_bundle, "camera_ids", None) is not None or _rays_need_grad(ray_bundle):
+        return None
+    densities, features = volumes.densities(), volumes.features()
+    if emission and features is None:
+        return None
+    if densities.shape[1] != 1 or densities.dtype not in (torch.float32, torch.float64):
+        return None
+    if densities.device.type != "cpu" or (emission and features.dtype != densities.dtype):
+        return None
+    origins, directions, lengths = ray_bundle.origins, ray_bundle.directions, ray_bundle.lengths
+    if origins.dtype != densities.dtype or lengths.shape[-1] == 0 or origins.numel() == 0:
+        return None
+    batch, ray_shape = origins.shape[0], origins.shape[1:-1]
+    both = torch.stack((origins, origins + directions), dim=-2).reshape(batch, -1, 3)  # (B, 2R, 3)
+    local = volumes.world_to_local_coords(both)
+    if local.requires_grad:  # the volumes' placement is being learnt: general path
+        return None
+    local = local.reshape(-1, 2, 3)  # (B*R, 2, 3)
+    grid = tuple(densities.shape[2:])
+    a, b = rays_to_voxel_lines(
+        local[:, 0], local[:, 1] - local[:, 0], grid, volumes.get_align_corners()
+    )  # (3, B*R) each
+    n_pts = lengths.shape[-1]
+    flat_lengths = lengths.reshape(-1, n_pts)  # (B*R, P), a view where the layout allows
+
+    if emission:
+        d1, f1 = _collapse_expanded_batch(densities), _collapse_expanded_batch(features)
+        if d1.shape[0] != f1.shape[0]:
+            d1, f1 = densities, features
+    else:
+        d1, f1 = _collapse_expanded_batch(densities), None
+    table = volume_table(d1, f1)  # (rows, C)
+    base = None
+    if d1.shape[0] > 1:  # one volume per batch element
+        rows = table.shape[0] // d1.shape[0]
+        per_batch = torch.arange(batch, device=origins.device) * rows
+        base = per_batch.repeat_interleave(ray_shape.numel())  # (B*R,)
+
+    eps = _check_eps(kwargs.get("eps", 1e-10)) if emission else 0.0
+    _silence_sparse_beta_warning()
+    plan = _Plan(
+        grid=grid,
+        n_pts=n_pts,
+        channels=table.shape[1],
+        emission=emission,
+        surface_thickness=raymarcher.surface_thickness if emission else 1,
+        eps=eps,
+        rays_per_chunk=max(1, _POINTS_PER_CHUNK // n_pts),
+        workers=max(1, torch.get_num_threads()),
+    )
+    images = _FusedRender.apply(table, a, b, flat_lengths, base, plan)  # (B*R, C_out)
+    return images.view(batch, *ray_shape, images.shape[-1])
