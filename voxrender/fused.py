@@ -52,6 +52,7 @@ from .raymarching import (
     EmissionAbsorptionRaymarcher,
     _check_eps,
     _emission_absorption,
+    _emission_absorption_backward,
     _opacity,
 )
 from .volumes import Volumes
@@ -81,6 +82,8 @@ class _Plan:
     eps: float
     rays_per_chunk: int
     workers: int
+    keep_samples: bool  # keep the samples for the backward (else recompute them)
+    eps_vanishes: bool  # (1 + eps) - d == 1 - d in the table's dtype
 
     @property
     def strides(self) -> tuple[int, int, int]:
@@ -143,9 +146,10 @@ class _Workspace:
     def __init__(self, m: int, plan: _Plan, dtype: torch.dtype, index_dtype: torch.dtype):
         c = plan.channels
         self._float = torch.empty((3 + 3 + 6 + 4 + 8 + 8 + 3 * c) * m, dtype=dtype)
-        self._int = torch.empty((3 + 1 + 8 + c) * m, dtype=index_dtype)
+        self._int = torch.empty((3 + 1 + 8) * m, dtype=index_dtype)
+        self._flat = torch.empty(c * m, dtype=torch.int64)  # scatter_add_ takes int64 only
         self.crow = torch.arange(0, 8 * m + 1, 8, dtype=index_dtype)
-        self.lanes = torch.arange(c, dtype=index_dtype).view(c, 1)
+        self.lanes = torch.arange(c, dtype=torch.int64).view(c, 1)
         self.offsets = torch.tensor(plan.corner_offsets, dtype=index_dtype).view(1, 8)
         self.m = 0
 
@@ -177,7 +181,7 @@ class _Workspace:
         self.ints = take("int", 3, m)
         self.cell = take("int", m)
         self.cols = take("int", m, 8)  # point-major corner rows (sparse columns)
-        self.flat = take("int", channels, m)
+        self.flat = self._flat[: channels * m].view(channels, m)
 
 
 def _cells_and_weights(ws: _Workspace, plan: _Plan, a, b, lengths, base) -> int:
@@ -202,7 +206,7 @@ def _cells_and_weights(ws: _Workspace, plan: _Plan, a, b, lengths, base) -> int:
     return m
 
 
-def _sample(ws: _Workspace, table: torch.Tensor, m: int) -> torch.Tensor:
+def _sample(ws: _Workspace, table: torch.Tensor, m: int, out=None) -> torch.Tensor:
     """Step 3: ``(m, C)`` trilinear samples of the chunk, as one sparse-dense product."""
     ws.values.copy_(ws.w8.t())
     torch.add(ws.cell[:, None], ws.offsets, out=ws.cols)
@@ -213,7 +217,7 @@ def _sample(ws: _Workspace, table: torch.Tensor, m: int) -> torch.Tensor:
         size=(m, table.shape[0]),
         check_invariants=False,
     )
-    return torch.mm(matrix, table, out=ws.samples)
+    return torch.mm(matrix, table, out=ws.samples if out is None else out)
 
 
 def _composite(samples: torch.Tensor, plan: _Plan) -> torch.Tensor:
@@ -225,31 +229,50 @@ def _composite(samples: torch.Tensor, plan: _Plan) -> torch.Tensor:
     return _emission_absorption(densities, samples[..., 1:], plan.surface_thickness, plan.eps)
 
 
-def _forward_chunk(ws, plan, table, a, b, lengths, base, out) -> None:
+def _forward_chunk(ws, plan, table, a, b, lengths, base, out, keep) -> None:
+    """Steps 1-4 for one chunk into ``out (n, C_out)``; the samples go to ``keep`` if given."""
     m = _cells_and_weights(ws, plan, a, b, lengths, base)
-    samples = _sample(ws, table, m).view(*lengths.shape, plan.channels)  # (n, P, C)
+    samples = _sample(ws, table, m, keep).view(*lengths.shape, plan.channels)  # (n, P, C)
     out.copy_(_composite(samples, plan))
 
 
-def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table) -> None:
+def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, kept) -> None:
+    """The table's gradient of one chunk, added into ``grad_table`` (flat).
+
+    ``kept`` holds the chunk's samples ``(m, C)`` when the forward pass kept them (else they are
+    computed again).
+    """
     m = _cells_and_weights(ws, plan, a, b, lengths, base)
-    samples = _sample(ws, table, m).view(*lengths.shape, plan.channels)  # (n, P, C)
-    leaves = [samples[..., :1].requires_grad_()]
-    if plan.emission:
-        leaves.append(samples[..., 1:].requires_grad_())
-    with torch.enable_grad():
-        images = _composite_unchecked(leaves, plan)  # (n, C_out)
-    grads = torch.autograd.grad(images, leaves, grad_out)
+    if kept is None:
+        kept = _sample(ws, table, m)
+    samples = kept.view(*lengths.shape, plan.channels)  # (n, P, C)
     planes = ws.grad_planes  # (C, m): the samples' gradient, channel-major
-    planes[0].copy_(grads[0].view(m))
-    if plan.emission:
-        planes[1:].copy_(grads[1].view(m, -1).t())
+    if plan.emission and plan.eps_vanishes:  # the written-out gradient (faster)
+        _emission_absorption_backward(
+            samples[..., 0],
+            samples[..., 1:],
+            grad_out,
+            plan.surface_thickness,
+            planes[0].view(lengths.shape),
+            planes[1:].view(-1, *lengths.shape),
+        )
+    else:  # autograd through the raymarcher's own kernel
+        leaves = [samples[..., :1].detach().requires_grad_()]
+        if plan.emission:
+            leaves.append(samples[..., 1:].detach().requires_grad_())
+        with torch.enable_grad():
+            images = _composite_unchecked(leaves, plan)  # (n, C_out)
+        grads = torch.autograd.grad(images, leaves, grad_out)
+        planes[0].copy_(grads[0].view(m))
+        if plan.emission:
+            planes[1:].copy_(grads[1].view(m, -1).t())
     # flat table index of each (channel, point) at the cell's low corner
     flat = torch.add(ws.lanes, ws.cell, alpha=plan.channels, out=ws.flat).view(-1)
     contrib = ws.contrib
     for k, offset in enumerate(plan.corner_offsets):
         torch.mul(ws.w8[k], planes, out=contrib)
-        grad_table[offset * plan.channels :].index_add_(0, flat, contrib.view(-1))
+        # scatter_add_ rather than index_add_: a third faster on the CPU for 1D float tensors
+        grad_table[offset * plan.channels :].scatter_add_(0, flat, contrib.view(-1))
 
 
 def _composite_unchecked(leaves, plan: _Plan) -> torch.Tensor:
@@ -319,68 +342,69 @@ def _silence_sparse_beta_warning() -> None:
     _warning_silenced = True
 
 
+def _index_dtype(table: torch.Tensor) -> torch.dtype:
+    return torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
+
+
 class _FusedRender(torch.autograd.Function):
-    """Table ``(rows, C)`` and ray lines -> images ``(R, C_out)``; gradient for the table only."""
+    """Table ``(rows, C)`` and ray lines -> images ``(R, C_out)``; gradient for the table only.
+
+    When the table needs a gradient and ``plan.keep_samples``, the forward pass keeps the
+    samples ``(R * P, C)`` (``4 * C`` bytes per sample in float32) so the backward pass need not
+    gather them again; otherwise the backward recomputes them chunk by chunk.
+    """
 
     @staticmethod
     def forward(ctx, table, a, b, lengths, base, plan: _Plan):
-        n_rays = lengths.shape[0]
+        n_rays, n_pts = lengths.shape
         out = table.new_empty(n_rays, plan.channels if plan.emission else 1)
-        index_dtype = torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
+        index_dtype = _index_dtype(table)
         if base is not None:
             base = base.to(index_dtype)
-        points = min(plan.rays_per_chunk, n_rays) * plan.n_pts
+        keep = None
+        if ctx.needs_input_grad[0] and plan.keep_samples:
+            keep = table.new_empty(n_rays * n_pts, plan.channels)  # (R * P, C)
+        points = min(plan.rays_per_chunk, n_rays) * n_pts
         spaces = [
             _Workspace(points, plan, table.dtype, index_dtype)
             for _ in range(workers_for(n_rays, plan))
         ]
 
         def job(worker, s, e):
-            chunk_base = None if base is None else base[s:e]
             _forward_chunk(
-                spaces[worker],
-                plan,
-                table,
-                a[:, s:e],
-                b[:, s:e],
-                lengths[s:e],
-                chunk_base,
-                out[s:e],
-            )
+                spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
+                None if base is None else base[s:e], out[s:e],
+                None if keep is None else keep[s * n_pts : e * n_pts],
+            )  # fmt: skip
 
         _run_workers(plan, n_rays, job)
         ctx.save_for_backward(table, a, b, lengths, base)
-        ctx.plan = plan
+        ctx.plan, ctx.kept = plan, keep
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         table, a, b, lengths, base = ctx.saved_tensors
-        plan = ctx.plan
+        plan, kept = ctx.plan, ctx.kept
+        ctx.kept = None
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None
         grad_out = grad_out.contiguous()
-        n_rays = lengths.shape[0]
-        index_dtype = torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
-        points = min(plan.rays_per_chunk, n_rays) * plan.n_pts
+        n_rays, n_pts = lengths.shape
+        points = min(plan.rays_per_chunk, n_rays) * n_pts
         workers = workers_for(n_rays, plan)
-        spaces = [_Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers)]
+        spaces = [
+            _Workspace(points, plan, table.dtype, _index_dtype(table)) for _ in range(workers)
+        ]
         grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
 
         def job(worker, s, e):
-            chunk_base = None if base is None else base[s:e]
             _backward_chunk(
-                spaces[worker],
-                plan,
-                table,
-                a[:, s:e],
-                b[:, s:e],
-                lengths[s:e],
-                chunk_base,
-                grad_out[s:e],
-                grads[worker],
-            )
+                spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
+                None if base is None else base[s:e], grad_out[s:e], grads[worker],
+                None if kept is None else kept[s * n_pts : e * n_pts],
+            )  # fmt: skip
 
         _run_workers(plan, n_rays, job)
         grad_table = grads[0]
@@ -395,7 +419,9 @@ def _rays_need_grad(ray_bundle) -> bool:
     )
 
 
-def fused_render(volumes, ray_bundle, raymarcher, kwargs: dict) -> torch.Tensor | None:
+def fused_render(
+    volumes, ray_bundle, raymarcher, kwargs: dict, bounded: bool = False
+) -> torch.Tensor | None:
     """Render ``raymarcher(VolumeSampler(volumes)(ray_bundle))`` fused, when that is possible.
 
     The fused path covers voxrender's own :class:`~voxrender.Volumes` sampled trilinearly with
@@ -409,6 +435,8 @@ def fused_render(volumes, ray_bundle, raymarcher, kwargs: dict) -> torch.Tensor 
         ray_bundle: ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``.
         raymarcher: the renderer's raymarcher.
         kwargs: the keyword arguments the raymarcher would get (``eps`` is read from them).
+        bounded: recompute the samples in the backward pass instead of keeping them: memory
+            then stays the volume plus chunk buffers whatever the number of rays.
 
     Returns:
         Images ``(B, ..., C_f + 1)`` (EA) or ``(B, ..., 1)`` (AO), or None.
@@ -467,6 +495,8 @@ def fused_render(volumes, ray_bundle, raymarcher, kwargs: dict) -> torch.Tensor 
         eps=eps,
         rays_per_chunk=max(1, _POINTS_PER_CHUNK // n_pts),
         workers=max(1, torch.get_num_threads()),
+        keep_samples=not bounded,
+        eps_vanishes=float(torch.tensor(1.0 + eps, dtype=table.dtype)) == 1.0,
     )
     images = _FusedRender.apply(table, a, b, flat_lengths, base, plan)  # (B*R, C_out)
     return images.view(batch, *ray_shape, images.shape[-1])

@@ -137,6 +137,65 @@ def _emission_absorption(
     return torch.cat((features, opacity), dim=-1)
 
 
+def _reversed_cumsum(x: torch.Tensor) -> torch.Tensor:
+    """``out_j = sum_{i >= j} x_i`` along the last dimension (no cancellation)."""
+    return x.flip(-1).cumsum(-1).flip(-1)
+
+
+def _emission_absorption_backward(
+    densities: torch.Tensor,
+    features: torch.Tensor,
+    grad_out: torch.Tensor,
+    surface_thickness: int,
+    grad_densities: torch.Tensor,
+    grad_features: torch.Tensor,
+) -> None:
+    """Gradient of :func:`_emission_absorption` (with ``1 + eps == 1``), written out.
+
+    With ``x_j = 1 - d_j``, ``C = cumprod(x)``, ``T_i = C_{i-s}`` (1 for ``i < s``), weights
+    ``w_i = d_i T_i``, features ``F = sum_i w_i f_i`` and opacity ``O = 1 - C_{P-1}``, and the
+    output's gradient split into ``gF (C,)`` and ``gO``::
+
+        dL/df_i = w_i gF
+        dL/dd_i = T_i (f_i . gF) - dL/dx_i
+        dL/dC_j = d_{j+s} (f_{j+s} . gF)  [j + s < P]  - gO  [j = P - 1]
+        dL/dx_j = sum_{i >= j} dL/dC_i C_i / x_j
+
+    the last line being autograd's rule for ``cumprod`` (PyTorch3D's gradients go through it).
+    Where ``x_j = 0`` (a density of exactly 1) the division is replaced by its limit: the first
+    such ``j`` of a ray gets ``sum_{i >= j} dL/dC_i C'_i`` with ``C'`` the cumulative product
+    skipping ``x_j``, and the later ones 0.
+
+    Args:
+        densities: ``(n, P)``; features ``(n, P, C)``; grad_out ``(n, C + 1)``.
+        surface_thickness: ``s >= 1``.
+        grad_densities: ``(n, P)`` written with ``dL/dd``.
+        grad_features: ``(C, n, P)`` written with ``dL/df`` (channel-major).
+    """
+    n_pts = densities.shape[-1]
+    lag = min(surface_thickness, n_pts)
+    passed = 1.0 - densities  # (n, P): x
+    cum = torch.cumprod(passed, dim=-1)  # (n, P): C
+    lit = torch.ones_like(densities)  # (n, P): T
+    lit[:, lag:] = cum[:, : n_pts - lag]
+    grad_f, grad_o = grad_out[:, :-1], grad_out[:, -1]
+    weights = densities * lit  # (n, P)
+    for c in range(features.shape[-1]):
+        torch.mul(weights, grad_f[:, c, None], out=grad_features[c])
+    shade = torch.bmm(features, grad_f[:, :, None]).squeeze(-1)  # (n, P): f_i . gF
+    grad_cum = torch.zeros_like(densities)  # (n, P): dL/dC
+    torch.mul(shade[:, lag:], densities[:, lag:], out=grad_cum[:, : n_pts - lag])
+    grad_cum[:, -1] -= grad_o
+    grad_passed = _reversed_cumsum(grad_cum * cum).div_(passed)  # (n, P): dL/dx
+    zero = passed == 0
+    if bool(zero.any()):  # CPU-only caller: reading the flag is not a device sync
+        first = zero & (zero.cumsum(-1) == 1)
+        skipped = torch.cumprod(torch.where(first, 1.0, passed), dim=-1)  # C'
+        limit = _reversed_cumsum(grad_cum * skipped)
+        grad_passed = torch.where(zero, torch.where(first, limit, 0.0), grad_passed)
+    torch.mul(shade, lit, out=grad_densities).sub_(grad_passed)
+
+
 # ---------------------------------------------------------------------------------------------
 # Public functions
 # ---------------------------------------------------------------------------------------------

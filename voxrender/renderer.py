@@ -124,16 +124,19 @@ class VolumeSampler(torch.nn.Module):
                 f"origins of shape {tuple(ray_bundle.origins.shape)}"
             )
 
-    def render_fused(self, ray_bundle, raymarcher, **kwargs) -> torch.Tensor | None:
+    def render_fused(
+        self, ray_bundle, raymarcher, bounded: bool = False, **kwargs
+    ) -> torch.Tensor | None:
         """``raymarcher(*self(ray_bundle))`` without per-sample tensors, or None if unsupported.
 
-        See :func:`voxrender.fused.fused_render` for what the fused path covers; the renderers
-        try it first and fall back to sampling then raymarching, which gives the same result.
+        See :func:`voxrender.fused.fused_render` for what the fused path covers (and
+        ``bounded``); the renderers try it first and fall back to sampling then raymarching,
+        which gives the same result.
         """
         if self._sample_mode != "bilinear" or self._padding_mode != "zeros":
             return None
         self._check_rays(ray_bundle)
-        return fused_render(self._volumes, ray_bundle, raymarcher, kwargs)
+        return fused_render(self._volumes, ray_bundle, raymarcher, kwargs, bounded)
 
 
 def _check_bundle(ray_bundle) -> None:
@@ -271,7 +274,9 @@ class ImplicitRenderer(torch.nn.Module):
             )
 
         if isinstance(volumetric_function, VolumeSampler):  # the fused fast path, when it applies
-            images = volumetric_function.render_fused(ray_bundle, self.raymarcher, **kwargs)
+            images = volumetric_function.render_fused(
+                ray_bundle, self.raymarcher, self.chunk_size is not None, **kwargs
+            )
             if images is not None:
                 return images, ray_bundle
         rays = _rays_per_element(ray_bundle)
