@@ -533,3 +533,29 @@ def test_bad_function_densities_out_of_range():
 def test_bad_function_densities_integer_dtype():
     with pytest.raises(TypeError, match="densities: expected a floating-point tensor"):
         opacity_from_densities(torch.tensor([0, 1]))
+
+
+# ----------------------------------------------------------------------------- written-out gradient
+
+
+@pytest.mark.parametrize("surface_thickness", [1, 2, 7, 12])
+@pytest.mark.parametrize("opaque", [0, 1, 3], ids=["no-ones", "one-one", "three-ones"])
+def test_written_out_gradient_matches_autograd(surface_thickness, opaque):
+    # _emission_absorption_backward (the fused renderer's) against autograd through the kernel,
+    # including densities of exactly 1 (zeros of 1 - d: cumprod's special case)
+    g = torch.Generator().manual_seed(surface_thickness * 10 + opaque)
+    n, p, c = 6, 10, 3
+    d = torch.rand(n, p, generator=g, dtype=torch.float64) * 0.8
+    for k in range(opaque):
+        d[k % n, (3 * k + 2) % p] = 1.0
+        d[(k + 2) % n, p - 1 - k] = 1.0
+    f = torch.rand(n, p, c, generator=g, dtype=torch.float64)
+    grad_out = torch.randn(n, c + 1, generator=g, dtype=torch.float64)
+    leaves = (d.clone().requires_grad_(), f.clone().requires_grad_())
+    out = raymarching._emission_absorption(leaves[0][..., None], leaves[1], surface_thickness, 0.0)
+    want_d, want_f = torch.autograd.grad(out, leaves, grad_out)
+    got_d = torch.empty(n, p, dtype=torch.float64)
+    got_f = torch.empty(c, n, p, dtype=torch.float64)
+    raymarching._emission_absorption_backward(d, f, grad_out, surface_thickness, got_d, got_f)
+    assert_close(got_d, want_d, kind="grad")
+    assert_close(got_f, want_f.permute(2, 0, 1), kind="grad")

@@ -200,7 +200,7 @@ def check_in_unit_interval(value: torch.Tensor, name: str) -> None:
     """
     if value.numel() == 0:
         return
-    lo, hi = torch.aminmax(value)  # one pass; NaN propagates and fails both comparisons
+    lo, hi = torch.aminmax(value.detach())  # one pass; NaN propagates, fails both tests
     inside = (lo >= 0) & (hi <= 1)
     if value.device.type == "cpu" and not torch.compiler.is_compiling():
         if not bool(inside):

@@ -221,9 +221,13 @@ def _sample(ws: _Workspace, table: torch.Tensor, m: int, out=None) -> torch.Tens
 
 
 def _composite(samples: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Step 4: the raymarcher on ``samples (n, P, C)`` -> ``(n, C_out)``."""
-    densities = samples[..., :1]
-    check_in_unit_interval(densities, "rays_densities")
+    """Step 4: the raymarcher on ``samples (n, P, C)`` -> ``(n, C_out)``.
+
+    The volume's densities were checked to lie in [0, 1], so their trilinear blends do too, up
+    to the rounding of the weighted sum, which may land one ulp above 1 (blending voxels of
+    exactly 1): that ulp is clipped, as exact interpolation would give 1.
+    """
+    densities = samples[..., :1].clamp_(max=1.0)
     if not plan.emission:
         return _opacity(densities.squeeze(-1))
     return _emission_absorption(densities, samples[..., 1:], plan.surface_thickness, plan.eps)
@@ -479,6 +483,8 @@ def fused_render(
         d1, f1 = _collapse_expanded_batch(densities), None
     table = volume_table(d1, f1)  # (rows, C)
     base = None
+    # Checked once on the voxels (whose blends the samples are) rather than on every sample.
+    check_in_unit_interval(d1, "volumes.densities()")
     if d1.shape[0] > 1:  # one volume per batch element
         rows = table.shape[0] // d1.shape[0]
         per_batch = torch.arange(batch, device=origins.device) * rows

@@ -1,0 +1,415 @@
+"""The fused render path (voxrender/fused.py) against the general one: same images, same gradients.
+
+The general path is ``raymarcher(*VolumeSampler(volumes)(ray_bundle))`` (itself checked against
+PyTorch3D's fixtures in test_renderer.py / test_grid_sample.py / test_raymarching.py); the fused
+path is what ``VolumeRenderer`` / ``ImplicitRenderer`` take for voxrender's own volumes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+
+import voxrender.fused as fused
+from voxrender import (
+    AbsorptionOnlyRaymarcher,
+    EmissionAbsorptionRaymarcher,
+    FoVPerspectiveCameras,
+    ImplicitRenderer,
+    MonteCarloRaysampler,
+    NDCMultinomialRaysampler,
+    RayBundle,
+    VolumeRenderer,
+    Volumes,
+    VolumeSampler,
+    look_at_view_transform,
+)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts the fused path's calls (to tell which path a render took)."""
+    seen = []
+    original = fused._FusedRender.apply
+
+    def counting(*args):
+        seen.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr(fused._FusedRender, "apply", counting)
+    return seen
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    saved = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(saved)
+
+
+def _scene(
+    dtype=torch.float64,
+    batch=2,
+    grid=(5, 6, 7),
+    features=3,
+    shared=False,
+    align_corners=True,
+    seed=0,
+    density_scale=0.6,
+):
+    """Cameras, volumes (leaf tensors requiring grad) and the volume tensors."""
+    g = torch.Generator().manual_seed(seed)
+    n = 1 if shared else batch
+    dens = (torch.rand(n, 1, *grid, generator=g, dtype=torch.float64) * density_scale).to(dtype)
+    feats = torch.rand(n, features, *grid, generator=g, dtype=torch.float64).to(dtype)
+    dens.requires_grad_()
+    feats.requires_grad_()
+    R, T = look_at_view_transform(
+        dist=2.2,
+        elev=torch.tensor([10.0, -20.0, 35.0])[:batch],
+        azim=torch.tensor([0.0, 70.0, 200.0])[:batch],
+    )
+    cams = FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype))
+    expand = (batch, -1, -1, -1, -1)
+    vols = Volumes(
+        densities=dens.expand(*expand) if shared else dens,
+        features=feats.expand(*expand) if shared else feats,
+        voxel_size=0.3,
+        volume_translation=(0.1, -0.05, 0.2),
+        align_corners=align_corners,
+    )
+    return cams, vols, (dens, feats)
+
+
+def _ndc(width=9, height=7, n_pts=11, min_depth=0.5, max_depth=4.0, **kw):
+    return NDCMultinomialRaysampler(
+        image_width=width, image_height=height, n_pts_per_ray=n_pts, min_depth=min_depth,
+        max_depth=max_depth, **kw,
+    )  # fmt: skip
+
+
+def _general(vols, bundle, raymarcher, **kwargs):
+    """The unfused computation, by hand."""
+    rays_densities, rays_features = VolumeSampler(vols)(bundle)
+    return raymarcher(rays_densities=rays_densities, rays_features=rays_features, **kwargs)
+
+
+def _both(cams, vols, tensors, raysampler, raymarcher, calls, chunk_size=None, **kwargs):
+    """Images and volume gradients from the fused renderer and from the general path."""
+    renderer = VolumeRenderer(raysampler, raymarcher, chunk_size=chunk_size)
+    images, bundle = renderer(cameras=cams, volumes=vols, **kwargs)
+    assert calls, "the fused path was not taken"
+    cotangent = torch.randn(images.shape, generator=torch.Generator().manual_seed(1)).to(images)
+    fused_grads = torch.autograd.grad((images * cotangent).sum(), tensors, allow_unused=True)
+    want = _general(vols, bundle, raymarcher, **kwargs)
+    want_grads = torch.autograd.grad((want * cotangent).sum(), tensors, allow_unused=True)
+    return (images, fused_grads), (want, want_grads)
+
+
+def _assert_same(got, want):
+    (images, grads), (want_images, want_grads) = got, want
+    assert images.shape == want_images.shape and images.dtype == want_images.dtype
+    assert_close(images, want_images)
+    for g, w in zip(grads, want_grads, strict=True):
+        if g is None or w is None:  # a tensor one path does not read (AO and features)
+            assert not (g if w is None else w).any()
+            continue
+        assert_close(g, w, kind="grad")
+
+
+# ------------------------------------------------------------------------------ equivalence
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shared", [False, True], ids=["per-view-volumes", "expanded-volume"])
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_matches_general_path(dtype, shared, align_corners, threads, calls):
+    cams, vols, tensors = _scene(dtype, shared=shared, align_corners=align_corners)
+    _assert_same(*_both(cams, vols, tensors, _ndc(), EmissionAbsorptionRaymarcher(), calls))
+
+
+@pytest.mark.parametrize("surface_thickness", [1, 2, 5, 11, 20])
+@pytest.mark.parametrize("eps", [0.0, 1e-10, 1e-3])
+def test_matches_general_path_raymarcher_options(surface_thickness, eps, calls):
+    cams, vols, tensors = _scene()
+    marcher = EmissionAbsorptionRaymarcher(surface_thickness=surface_thickness)
+    _assert_same(*_both(cams, vols, tensors, _ndc(), marcher, calls, eps=eps))
+
+
+def test_matches_general_path_float32_eps(calls):
+    # float32 with eps=1e-3: 1 + eps != 1, so the autograd fallback of the backward is taken
+    cams, vols, tensors = _scene(torch.float32)
+    marcher = EmissionAbsorptionRaymarcher()
+    _assert_same(*_both(cams, vols, tensors, _ndc(), marcher, calls, eps=1e-3))
+    assert not calls[-1].eps_vanishes
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_absorption_only_matches_general_path(dtype, calls):
+    cams, vols, tensors = _scene(dtype)
+    _assert_same(*_both(cams, vols, tensors, _ndc(), AbsorptionOnlyRaymarcher(), calls))
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["kept-samples", "recomputed-samples"])
+@pytest.mark.parametrize("points_per_chunk", [1, 7, 40, 1 << 16])
+def test_chunking_does_not_change_the_result(keep, points_per_chunk, threads, calls, monkeypatch):
+    # 1 point per chunk still means one ray per chunk; 7 and 40 leave a partial last chunk
+    monkeypatch.setattr(fused, "_POINTS_PER_CHUNK", points_per_chunk)
+    cams, vols, tensors = _scene(torch.float64)
+    got = _both(
+        cams, vols, tensors, _ndc(n_pts=5), EmissionAbsorptionRaymarcher(), calls,
+        chunk_size=None if keep else 10_000,
+    )  # fmt: skip
+    assert calls[-1].keep_samples is keep
+    _assert_same(*got)
+
+
+def test_random_rays_and_stratified_lengths(calls):
+    # per-ray lengths (stratified) and a (B, R, 1) ray layout
+    cams, vols, tensors = _scene(torch.float64)
+    sampler = MonteCarloRaysampler(
+        min_x=-1.0, max_x=1.0, min_y=-1.0, max_y=1.0, n_rays_per_image=23, n_pts_per_ray=9,
+        min_depth=0.5, max_depth=4.0, stratified_sampling=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    _assert_same(*_both(cams, vols, tensors, sampler, EmissionAbsorptionRaymarcher(), calls))
+
+
+def test_densities_of_exactly_one(calls):
+    # opaque voxels: x = 1 - d hits exact zeros, the written-out gradient's special case
+    cams, vols, tensors = _scene(torch.float64, density_scale=1.0)
+    dens = tensors[0]
+    with torch.no_grad():
+        dens[:, :, 1:4, 2:5, 2:6] = 1.0
+    _assert_same(*_both(cams, vols, tensors, _ndc(n_pts=15), EmissionAbsorptionRaymarcher(), calls))
+
+
+def test_interpolated_ones_stay_at_most_one(calls):
+    # a weighted sum of corners that are all 1 may round above 1; the fused path clips that ulp
+    cams, vols, tensors = _scene(torch.float32)
+    with torch.no_grad():
+        tensors[0].fill_(1.0)
+    images, _ = VolumeRenderer(_ndc(), AbsorptionOnlyRaymarcher())(cameras=cams, volumes=vols)
+    assert calls and images.max() <= 1.0
+
+
+def test_rays_missing_the_volume_and_nan_rays(calls):
+    cams, vols, _ = _scene(torch.float64)
+    bundle = _ndc()(cameras=cams)
+    origins = bundle.origins.clone()
+    origins[0, 0, 0] = float("nan")
+    origins[1, 2, 3] = torch.tensor([50.0, 0.0, 0.0], dtype=torch.float64)  # misses the grid
+    bundle = bundle._replace(origins=origins)
+    raymarcher = EmissionAbsorptionRaymarcher()
+    sampler = VolumeSampler(vols)
+    got = sampler.render_fused(bundle, raymarcher)
+    want = _general(vols, bundle, raymarcher)
+    assert calls
+    assert torch.equal(got[0, 0, 0], torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(got[1, 2, 3], torch.zeros(4, dtype=torch.float64))
+    assert_close(got, want)
+
+
+def test_implicit_renderer_with_a_volume_sampler_takes_the_fused_path(calls):
+    cams, vols, _ = _scene(torch.float64)
+    renderer = ImplicitRenderer(_ndc(), EmissionAbsorptionRaymarcher())
+    images, bundle = renderer(cameras=cams, volumetric_function=VolumeSampler(vols))
+    assert calls
+    assert_close(images, _general(vols, bundle, EmissionAbsorptionRaymarcher()))
+
+
+@given(
+    grid=st.tuples(st.integers(2, 6), st.integers(2, 6), st.integers(2, 6)),
+    n_pts=st.integers(1, 9),
+    features=st.integers(1, 4),
+    depth=st.tuples(st.floats(0.1, 3.0), st.floats(0.1, 3.0)),
+    align_corners=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_matches_general_path(grid, n_pts, features, depth, align_corners, seed):
+    cams, vols, tensors = _scene(
+        torch.float64, grid=grid, features=features, align_corners=align_corners, seed=seed
+    )
+    lo, hi = sorted(depth)
+    sampler = _ndc(width=4, height=3, n_pts=n_pts, min_depth=lo, max_depth=hi + 1e-3)
+    bundle = sampler(cameras=cams)
+    raymarcher = EmissionAbsorptionRaymarcher()
+    got = VolumeSampler(vols).render_fused(bundle, raymarcher)
+    assert got is not None
+    want = _general(vols, bundle, raymarcher)
+    assert_close(got, want)
+    cotangent = torch.randn(
+        got.shape, generator=torch.Generator().manual_seed(seed), dtype=got.dtype
+    )
+    g_got = torch.autograd.grad((got * cotangent).sum(), tensors)
+    g_want = torch.autograd.grad((want * cotangent).sum(), tensors)
+    for a, b in zip(g_got, g_want, strict=True):
+        assert_close(a, b, kind="grad")
+
+
+def test_gradcheck_table():
+    # the fused Function itself, float64, tiny: a 2x3x2 grid, 3 rays, 4 points
+    cams, vols, _ = _scene(torch.float64, batch=1, grid=(2, 3, 2))
+    bundle = _ndc(width=3, height=1, n_pts=4, min_depth=1.0, max_depth=3.5)(cameras=cams)
+    origins = bundle.origins.reshape(-1, 3)
+    directions = bundle.directions.reshape(-1, 3)
+    local = vols.world_to_local_coords(torch.stack((origins, origins + directions), 1)[None])[0]
+    a, b = fused.rays_to_voxel_lines(local[:, 0], local[:, 1] - local[:, 0], (2, 3, 2), True)
+    lengths = bundle.lengths.reshape(-1, 4)
+    for eps, emission in ((0.0, True), (1e-3, True), (0.0, False)):
+        plan = fused._Plan(
+            grid=(2, 3, 2), n_pts=4, channels=4 if emission else 1, emission=emission,
+            surface_thickness=1, eps=eps, rays_per_chunk=2, workers=1, keep_samples=True,
+            eps_vanishes=eps == 0.0,
+        )  # fmt: skip
+        data = torch.rand(1, plan.channels, 2, 3, 2, dtype=torch.float64) * 0.9
+        table = fused.volume_table(data[:, :1], data[:, 1:] if emission else None)
+        table = table.detach().requires_grad_()
+
+        def render(t, plan=plan):
+            return fused._FusedRender.apply(t, a, b, lengths, None, plan)
+
+        assert torch.autograd.gradcheck(render, (table,), eps=1e-6, atol=1e-8)
+
+
+# ------------------------------------------------------------------------------ fallbacks
+
+
+def test_rays_needing_gradients_take_the_general_path(calls):
+    cams, vols, _ = _scene(torch.float64)
+    bundle = _ndc()(cameras=cams)
+    origins = bundle.origins.detach().requires_grad_()
+    bundle = bundle._replace(origins=origins)
+    assert VolumeSampler(vols).render_fused(bundle, EmissionAbsorptionRaymarcher()) is None
+    images, _ = ImplicitRenderer(lambda **kw: bundle, EmissionAbsorptionRaymarcher())(
+        cameras=cams, volumetric_function=VolumeSampler(vols)
+    )
+    images.sum().backward()
+    assert not calls and origins.grad is not None and origins.grad.abs().sum() > 0
+
+
+def test_learnt_volume_placement_takes_the_general_path(calls):
+    cams, _, (dens, feats) = _scene(torch.float64)
+    translation = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    vols = Volumes(densities=dens, features=feats, voxel_size=0.3, volume_translation=translation)
+    images, _ = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols)
+    images.sum().backward()
+    assert not calls and translation.grad is not None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda vols: VolumeSampler(vols, sample_mode="nearest"),
+        lambda vols: VolumeSampler(vols, padding_mode="border"),
+    ],
+    ids=["nearest", "border"],
+)
+def test_other_sampling_takes_the_general_path(make, calls):
+    cams, vols, _ = _scene(torch.float64)
+    ImplicitRenderer(_ndc(), EmissionAbsorptionRaymarcher())(
+        cameras=cams, volumetric_function=make(vols)
+    )
+    assert not calls
+
+
+def test_other_raymarchers_take_the_general_path(calls):
+    class Subclassed(EmissionAbsorptionRaymarcher):
+        def forward(self, rays_densities, rays_features, **kwargs):
+            return super().forward(rays_densities, rays_features, **kwargs) * 2
+
+    cams, vols, _ = _scene(torch.float64)
+    images, bundle = VolumeRenderer(_ndc(), Subclassed())(cameras=cams, volumes=vols)
+    assert not calls
+    assert_close(images, 2 * _general(vols, bundle, EmissionAbsorptionRaymarcher()))
+
+
+def test_heterogeneous_bundle_is_not_fused():
+    cams, vols, _ = _scene(torch.float64)
+    torch.manual_seed(0)
+    bundle = _ndc(n_rays_total=7)(cameras=cams)
+    assert bundle.camera_ids is not None
+    assert fused.fused_render(vols, bundle, EmissionAbsorptionRaymarcher(), {}) is None
+
+
+# ------------------------------------------------------------------------------ modes, errors
+
+
+def test_inference_mode_and_no_grad(threads, calls):
+    cams, vols, _ = _scene(torch.float32)
+    renderer = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())
+    with torch.inference_mode():
+        a, _ = renderer(cameras=cams, volumes=vols)
+    with torch.no_grad():
+        b, _ = renderer(cameras=cams, volumes=vols)
+    c, _ = renderer(cameras=cams, volumes=vols)
+    assert len(calls) == 3 and not b.requires_grad and c.requires_grad
+    assert torch.equal(a, b) and torch.equal(b, c.detach())
+
+
+def test_thread_setting_is_restored():
+    cams, vols, _ = _scene(torch.float32)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        images, _ = VolumeRenderer(_ndc(n_pts=50), EmissionAbsorptionRaymarcher())(
+            cameras=cams, volumes=vols
+        )
+        images.sum().backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_bad_densities_raise_naming_the_volume(calls):
+    cams, vols, (dens, _) = _scene(torch.float64)
+    with torch.no_grad():
+        dens[0, 0, 0, 0, 0] = 1.5
+    with pytest.raises(ValueError, match=r"volumes\.densities\(\): expected values in \[0, 1\]"):
+        VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols)
+
+
+def test_bad_eps_is_refused(calls):
+    cams, vols, _ = _scene(torch.float64)
+    with pytest.raises(ValueError, match="eps"):
+        VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols, eps=-1.0)
+
+
+def test_bundle_batch_must_match_the_volumes(calls):
+    cams, vols, _ = _scene(torch.float64, batch=2)
+    bundle = _ndc()(cameras=cams)
+    three = RayBundle(*(torch.cat((t, t[:1])) for t in bundle[:3]), None)
+    with pytest.raises(ValueError, match="ray_bundle: expected a batch of 2"):
+        VolumeSampler(vols).render_fused(three, EmissionAbsorptionRaymarcher())
+
+
+def _fused_node(images):
+    node = images.grad_fn
+    while node is not None and type(node).__name__ != "_FusedRenderBackward":
+        node = node.next_functions[0][0]
+    return node
+
+
+@pytest.mark.parametrize("chunk_size", [None, 8])
+def test_samples_are_kept_only_without_chunk_size(chunk_size, calls):
+    # chunk_size asks for bounded memory: the backward then recomputes the samples instead of
+    # keeping all (rays x points x channels) of them
+    cams, vols, _ = _scene(torch.float32)
+    renderer = VolumeRenderer(_ndc(n_pts=64), EmissionAbsorptionRaymarcher(), chunk_size=chunk_size)
+    images, _ = renderer(cameras=cams, volumes=vols)
+    n_samples = math.prod(images.shape[:-1]) * 64
+    node = _fused_node(images)
+    assert calls[-1].keep_samples is (chunk_size is None)
+    if chunk_size is None:
+        assert node.kept.shape == (n_samples, 4)
+    else:
+        assert node.kept is None
+    assert all(t.numel() <= n_samples for t in node.saved_tensors)  # lengths at most
+    images.sum().backward()
+    assert node.kept is None  # released by the backward
