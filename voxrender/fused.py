@@ -2,10 +2,11 @@
 
 :class:`~voxrender.VolumeRenderer` computes ``raymarcher(VolumeSampler(volumes)(rays))``: every
 ray point is sampled into a ``(B, ..., P, C)`` tensor, then composited. This module computes the
-same images and the same volume gradients without any tensor of per-sample size: rays are taken
-a chunk at a time (cache-sized), sampled, composited, and dropped; the backward pass recomputes
-a chunk's samples and scatters their gradient into the volume. Memory is the volume plus a few
-chunk-sized buffers, whatever the image size.
+same images and the same volume gradients without those per-sample tensors: rays are taken a
+chunk at a time (cache-sized), sampled, composited and dropped. For the backward pass the
+samples themselves (``C`` numbers per point, 16 bytes in float32 RGB + density) are kept, or,
+when the caller asks for bounded memory (the renderers' ``chunk_size``), recomputed chunk by
+chunk, so that memory is then the volume plus a few chunk-sized buffers whatever the image size.
 
 Dimension letters:
 
@@ -27,17 +28,21 @@ How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
 4. The raymarcher's own kernel (:func:`voxrender.raymarching.emission_absorption`, the one
    implementation of the model) composites the chunk.
 
-Backward, per chunk: steps 1-3 again, autograd through step 4 for the samples' gradient ``G``
-``(m, C)``, then ``S^T G`` into the table's gradient (one 1D ``index_add_`` per corner).
+Backward, per chunk: steps 1-2 again (and 3 unless the samples were kept), the samples'
+gradient ``G (m, C)`` (the written-out
+:func:`voxrender.raymarching._emission_absorption_backward`, or autograd through step 4), then
+``S^T G`` into the table's gradient (one 1D ``scatter_add_`` per corner).
 
-On the CPU the chunks are spread over ``torch.get_num_threads()`` worker threads, each running
-single-threaded operators on its own buffers (the scatter is serial in PyTorch, so splitting
-the chunks is the only way to use more than one core for it); each worker accumulates its own
-gradient table and the tables are summed at the end.
+On the CPU the chunks are spread over ``torch.get_num_threads()`` worker threads (at most
+``_MAX_WORKERS``), each running single-threaded operators on its own buffers: the scatter is
+serial in PyTorch, so splitting the chunks is the only way to use more than one core for it.
+Each worker accumulates its own gradient table (one table-sized buffer per worker) and the
+tables are summed at the end; the sum's order is fixed, so results do not vary run to run.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -64,9 +69,13 @@ _MARGIN = (1, 2)
 # Points per chunk: the chunk's buffers (about 100 bytes per point) stay within a core's L2 / L3.
 _POINTS_PER_CHUNK = 1 << 16
 
+# Worker threads at most: each holds a gradient table and chunk buffers (~17 MB at 2^16 points).
+_MAX_WORKERS = 8
+
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_pid = 0
 _warning_silenced = False
 
 
@@ -286,13 +295,14 @@ def _composite_unchecked(leaves, plan: _Plan) -> torch.Tensor:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
+    """The shared worker pool, (re)made when too small or inherited through ``fork``."""
+    global _pool, _pool_size, _pool_pid
     with _pool_lock:
-        if _pool is None or _pool_size < workers:
-            if _pool is not None:
+        if _pool is None or _pool_size < workers or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voxrender")
-            _pool_size = workers
+            _pool_size, _pool_pid = workers, os.getpid()
         return _pool
 
 
@@ -500,7 +510,7 @@ def fused_render(
         surface_thickness=raymarcher.surface_thickness if emission else 1,
         eps=eps,
         rays_per_chunk=max(1, _POINTS_PER_CHUNK // n_pts),
-        workers=max(1, torch.get_num_threads()),
+        workers=max(1, min(torch.get_num_threads(), _MAX_WORKERS)),
         keep_samples=not bounded,
         eps_vanishes=float(torch.tensor(1.0 + eps, dtype=table.dtype)) == 1.0,
     )

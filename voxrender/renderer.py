@@ -227,6 +227,15 @@ class ImplicitRenderer(torch.nn.Module):
             an image of any size renders in bounded memory; with gradients enabled each chunk is
             checkpointed (recomputed in the backward pass) so training is bounded too. The
             result is the same as unchunked.
+
+    A :class:`VolumeSampler` of voxrender's :class:`~voxrender.Volumes` (trilinear, zeros
+    padding) with voxrender's emission-absorption or absorption-only raymarcher is rendered by
+    the fused path (:mod:`voxrender.fused`) on the CPU: no per-sample tensors, the work spread
+    over ``torch.get_num_threads()`` threads, the same images and gradients up to rounding.
+    It keeps the samples for the backward pass (16 bytes per ray point in float32) unless
+    ``chunk_size`` is set, in which case it recomputes them and memory stays bounded. Anything
+    else (other functions or raymarchers, gradients wanted for the rays or the volumes'
+    placement, ``torch.compile``, other devices) takes the general path.
     """
 
     def __init__(
