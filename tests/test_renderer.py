@@ -470,7 +470,11 @@ def test_axis_parallel_rays_have_finite_gradients(axis, sample_mode):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 10_000])
-def test_chunked_rendering_matches_unchunked_values_and_gradients(chunk_size):
+@pytest.mark.parametrize("path", ["fused", "general"])
+def test_chunked_rendering_matches_unchunked_values_and_gradients(chunk_size, path):
+    # "fused": VolumeRenderer's fused path (chunk_size switches it to recomputing the samples in
+    # the backward pass); "general": a wrapped sampler takes the sample-then-raymarch path, with
+    # checkpointed chunks
     config, inp, *_ = load_case("render_1")  # 24 x 16 image: 384 rays per view
     results = []
     for chunk in (None, chunk_size):
@@ -490,7 +494,14 @@ def test_chunked_rendering_matches_unchunked_values_and_gradients(chunk_size):
             features=torch.sigmoid(lc)[None].expand(B, *lc.shape),
             voxel_size=config["voxel_size"],
         )
-        images, bundle = renderer(cameras=FoVPerspectiveCameras(R=R, T=T), volumes=vols)
+        cams = FoVPerspectiveCameras(R=R, T=T)
+        if path == "fused":
+            images, bundle = renderer(cameras=cams, volumes=vols)
+        else:
+            sampler = VolumeSampler(vols)
+            images, bundle = renderer.renderer(
+                cameras=cams, volumetric_function=lambda s=sampler, **kw: s(**kw)
+            )
         cot = torch.randn(images.shape, generator=torch.Generator().manual_seed(0))
         (images * cot).sum().backward()
         results.append((images, ld.grad, lc.grad, bundle))
