@@ -8,6 +8,7 @@ path is what ``VolumeRenderer`` / ``ImplicitRenderer`` take for voxrender's own 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -413,3 +414,25 @@ def test_samples_are_kept_only_without_chunk_size(chunk_size, calls):
     assert all(t.numel() <= n_samples for t in node.saved_tensors)  # lengths at most
     images.sum().backward()
     assert node.kept is None  # released by the backward
+
+
+def test_a_failing_chunk_raises_after_every_worker_stopped(monkeypatch, threads):
+    cams, vols, _ = _scene(torch.float32)
+    original = fused._forward_chunk
+    seen = []
+
+    def flaky(ws, plan, table, a, b, lengths, base, out, keep):
+        seen.append(a.shape[1])
+        if out.storage_offset() == 0:  # the first chunk: worker 0's, whose result is read first
+            raise RuntimeError("chunk failed")
+        time.sleep(0.005)  # the other worker is still busy when the failure happens
+        return original(ws, plan, table, a, b, lengths, base, out, keep)
+
+    monkeypatch.setattr(fused, "_forward_chunk", flaky)
+    monkeypatch.setattr(fused, "_POINTS_PER_CHUNK", 11 * 8)  # 8 rays per chunk
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols)
+    count = len(seen)
+    time.sleep(0.1)
+    assert torch.get_num_threads() == threads
+    assert len(seen) == count  # nothing still running after the call returned

@@ -614,3 +614,31 @@ def test_compiled_renderer_forward_matches_eager():
     want = renderer(cameras=cams, volumes=vols)[0]
     got = torch.compile(renderer, backend="aot_eager")(cameras=cams, volumes=vols)[0]
     assert_close(got, want)
+
+
+def test_compiled_forward_has_no_graph_breaks_and_no_recompiles():
+    # the fit step's forward + loss as one graph (fullgraph=True fails on any graph break), and
+    # Adam steps between calls trigger no recompilation
+    torch._dynamo.reset()
+    cams, renderer, ld0, lc0, targets = _compile_setup()
+    ld, lc = ld0.clone().requires_grad_(), lc0.clone().requires_grad_()
+    optimizer = torch.optim.Adam([ld, lc], lr=0.1)
+
+    def loss_fn():
+        vols = Volumes(
+            densities=torch.sigmoid(ld)[None].expand(2, *ld.shape),
+            features=torch.sigmoid(lc)[None].expand(2, *lc.shape),
+            voxel_size=3.0 / 8,
+        )
+        return huber(renderer(cameras=cams, volumes=vols)[0], targets).abs().mean()
+
+    compiled = torch.compile(loss_fn, fullgraph=True, backend="aot_eager")
+    losses = []
+    for step in range(4):
+        with torch._dynamo.config.patch(error_on_recompile=step > 0):
+            optimizer.zero_grad()
+            loss = compiled()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss))
+    assert losses[-1] < losses[0]

@@ -45,7 +45,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import torch
@@ -333,8 +333,9 @@ def _run_workers(plan: _Plan, n_rays: int, job) -> None:
     saved = torch.get_num_threads()
     try:
         futures = [_executor(workers).submit(task, w, True) for w in range(workers)]
+        wait(futures)  # all of them, even when one fails: none may outlive this call
         for future in futures:
-            future.result()
+            future.result()  # re-raises the first failure
     finally:
         torch.set_num_threads(saved)
 
