@@ -439,6 +439,12 @@ def run_so3(impl: Impl, case: dict):
 # ---------------------------------------------------------------------------------------------
 
 
+# Gradients for the clipping planes sum many terms that largely cancel (NDC depth varies little
+# with znear / zfar for points far from both): float32 round-off then reaches ~1e-3 of the
+# result (seen: 1.3e-3 for a 6-point fov_perspective case), so they get 10x the float32 rule.
+_ILL_CONDITIONED_GRADS = ("znear", "zfar")
+
+
 def assert_parity(ours: tuple[dict, dict], reference: tuple[dict, dict], what: str = "") -> None:
     """Outputs and gradients of two implementations agree within the fixtures' float32 rule.
 
@@ -462,6 +468,8 @@ def assert_parity(ours: tuple[dict, dict], reference: tuple[dict, dict], what: s
                 continue
             got, want = got.double(), want.double()
             atol, rtol = TOLERANCES[torch.float32][kind]
+            if kind == "grad" and key in _ILL_CONDITIONED_GRADS:
+                atol, rtol = 10 * atol, 10 * rtol
             scale = max(1.0, float(want.abs().max())) if want.numel() else 1.0
             torch.testing.assert_close(
                 got,
