@@ -436,3 +436,17 @@ def test_a_failing_chunk_raises_after_every_worker_stopped(monkeypatch, threads)
     time.sleep(0.1)
     assert torch.get_num_threads() == threads
     assert len(seen) == count  # nothing still running after the call returned
+
+
+def test_big_volumes_get_fewer_gradient_buffers(monkeypatch, threads, calls):
+    # with room for no extra gradient table, the backward runs on one worker: same result
+    cams, vols, tensors = _scene(torch.float64)
+    want = _both(cams, vols, tensors, _ndc(), EmissionAbsorptionRaymarcher(), calls)[0]
+    monkeypatch.setattr(fused, "_EXTRA_GRAD_BYTES", 0)
+    monkeypatch.setattr(fused, "_POINTS_PER_CHUNK", 11 * 4)
+    seen = []
+    original = fused._backward_chunk
+    monkeypatch.setattr(fused, "_backward_chunk", lambda *a: seen.append(id(a[-2])) or original(*a))
+    got = _both(cams, vols, tensors, _ndc(), EmissionAbsorptionRaymarcher(), calls)[0]
+    assert len(seen) > 1 and len(set(seen)) == 1  # every chunk into the one gradient table
+    _assert_same(got, want)

@@ -46,7 +46,7 @@ import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -69,8 +69,11 @@ _MARGIN = (1, 2)
 # Points per chunk: the chunk's buffers (about 100 bytes per point) stay within a core's L2 / L3.
 _POINTS_PER_CHUNK = 1 << 16
 
-# Worker threads at most: each holds a gradient table and chunk buffers (~17 MB at 2^16 points).
+# Worker threads at most: each holds chunk buffers (~17 MB at 2^16 points) and, in the backward
+# pass, a gradient table the size of the volume; the tables beyond the first take at most
+# _EXTRA_GRAD_BYTES (fewer workers for big volumes).
 _MAX_WORKERS = 8
+_EXTRA_GRAD_BYTES = 512 << 20
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -408,6 +411,10 @@ class _FusedRender(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         n_rays, n_pts = lengths.shape
         points = min(plan.rays_per_chunk, n_rays) * n_pts
+        # one gradient table per worker: the extra ones may take _EXTRA_GRAD_BYTES at most
+        table_bytes = table.numel() * table.element_size()
+        spare = 1 + _EXTRA_GRAD_BYTES // max(table_bytes, 1)
+        plan = replace(plan, workers=max(1, min(plan.workers, spare)))
         workers = workers_for(n_rays, plan)
         spaces = [
             _Workspace(points, plan, table.dtype, _index_dtype(table)) for _ in range(workers)
