@@ -450,3 +450,22 @@ def test_big_volumes_get_fewer_gradient_buffers(monkeypatch, threads, calls):
     got = _both(cams, vols, tensors, _ndc(), EmissionAbsorptionRaymarcher(), calls)[0]
     assert len(seen) > 1 and len(set(seen)) == 1  # every chunk into the one gradient table
     _assert_same(got, want)
+
+
+def test_builds_without_sparse_products_take_the_general_path(monkeypatch, calls):
+    cams, vols, _ = _scene(torch.float64)
+    monkeypatch.setattr(fused, "_sparse_probes", {})
+    monkeypatch.setattr(
+        fused.torch, "sparse_csr_tensor", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no"))
+    )
+    images, bundle = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(
+        cameras=cams, volumes=vols
+    )
+    assert not calls
+    monkeypatch.undo()
+    assert_close(images, _general(vols, bundle, EmissionAbsorptionRaymarcher()))
+
+
+def test_sparse_probe_works_here():
+    assert fused._sparse_products_work(torch.float32, torch.int32)
+    assert fused._sparse_products_work(torch.float64, torch.int64)

@@ -79,7 +79,7 @@ _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_pid = 0
-_warning_silenced = False
+_sparse_probes: dict[tuple[torch.dtype, torch.dtype], bool] = {}
 
 
 @dataclass(frozen=True)
@@ -348,16 +348,27 @@ def workers_for(n_rays: int, plan: _Plan) -> int:
     return max(1, min(plan.workers, -(-n_rays // plan.rays_per_chunk)))
 
 
-def _silence_sparse_beta_warning() -> None:
-    """PyTorch warns once per process that sparse CSR is beta; say it here, silently, once."""
-    global _warning_silenced
-    if _warning_silenced:
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        i = torch.zeros(2, dtype=torch.int64)
-        torch.sparse_csr_tensor(i, i[:1], torch.ones(1), size=(1, 1), check_invariants=False)
-    _warning_silenced = True
+def _sparse_products_work(dtype: torch.dtype, index_dtype: torch.dtype) -> bool:
+    """Whether this build multiplies a CSR matrix into a dense ``out=`` tensor (probed once).
+
+    Also says PyTorch's once-per-process "sparse CSR is beta" warning here, silently.
+    """
+    key = (dtype, index_dtype)
+    if key not in _sparse_probes:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                crow = torch.tensor([0, 2, 3], dtype=index_dtype)
+                col = torch.tensor([0, 1, 1], dtype=index_dtype)
+                matrix = torch.sparse_csr_tensor(
+                    crow, col, torch.tensor([1.0, 2.0, 3.0], dtype=dtype), size=(2, 2)
+                )
+                out = torch.empty(2, 1, dtype=dtype)
+                torch.mm(matrix, torch.tensor([[1.0], [1.0]], dtype=dtype), out=out)
+                _sparse_probes[key] = out.flatten().tolist() == [3.0, 3.0]
+            except (RuntimeError, NotImplementedError, TypeError):
+                _sparse_probes[key] = False
+    return _sparse_probes[key]
 
 
 def _index_dtype(table: torch.Tensor) -> torch.dtype:
@@ -509,7 +520,8 @@ def fused_render(
         base = per_batch.repeat_interleave(ray_shape.numel())  # (B*R,)
 
     eps = _check_eps(kwargs.get("eps", 1e-10)) if emission else 0.0
-    _silence_sparse_beta_warning()
+    if not _sparse_products_work(table.dtype, _index_dtype(table)):
+        return None  # a build without CPU sparse-dense products: the general path
     plan = _Plan(
         grid=grid,
         n_pts=n_pts,
