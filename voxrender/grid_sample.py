@@ -91,7 +91,7 @@ class _Plan:
     mode: str
     padding_mode: str
     align_corners: bool
-    index_dtype: torch.dtype  # int32 gathers faster; index_add_ wants int64
+    index_dtype: torch.dtype  # int32 gathers faster; scatter_add_ wants int64
     padded: bool = False  # the table holds the grid with a zero margin (see _PAD)
 
     @property
@@ -257,8 +257,12 @@ def _gather(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 def _scatter_add(grad_table: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
-    """``grad_table (R, C)[rows] += values (N, C)``, as one 1D ``index_add_``."""
-    grad_table.view(-1).index_add_(0, _flat_indices(grad_table, rows), values.reshape(-1))
+    """``grad_table (R, C)[rows] += values (N, C)``, as one 1D ``scatter_add_``.
+
+    ``scatter_add_`` rather than ``index_add_``: the same serial sums in the same order (so the
+    same result), about a third faster on the CPU for 1D float tensors.
+    """
+    grad_table.view(-1).scatter_add_(0, _flat_indices(grad_table, rows), values.reshape(-1))
 
 
 def _trilinear_forward(planes, points, base, plan: _Plan, out: torch.Tensor) -> None:
@@ -414,7 +418,7 @@ def _padded_backward(table, points, base, plan: _Plan, grad_out, grad_table):
                 g_zyx1 = g_zy * fx
                 for i, g in ((0, g_zy - g_zyx1), (1, g_zyx1)):
                     start = (k * sz + j * sy + i) * channels
-                    flat[start:].index_add_(0, index, g.reshape(-1))
+                    flat[start:].scatter_add_(0, index, g.reshape(-1))  # see _scatter_add
     if not want_points:
         return None
     a = {(k, j): torch.lerp(c[k, j, 0], c[k, j, 1], fx) for k in (0, 1) for j in (0, 1)}
