@@ -7,8 +7,10 @@ path is what ``VolumeRenderer`` / ``ImplicitRenderer`` take for voxrender's own 
 
 from __future__ import annotations
 
+import gc
 import math
 import time
+import weakref
 
 import pytest
 import torch
@@ -36,13 +38,13 @@ from voxrender import (
 def calls(monkeypatch):
     """Counts the fused path's calls (to tell which path a render took)."""
     seen = []
-    original = fused._FusedRender.apply
+    original = fused._render
 
     def counting(*args):
         seen.append(args[-1])
         return original(*args)
 
-    monkeypatch.setattr(fused._FusedRender, "apply", counting)
+    monkeypatch.setattr(fused, "_render", counting)
     return seen
 
 
@@ -265,7 +267,7 @@ def test_gradcheck_table():
     lengths = bundle.lengths.reshape(-1, 4)
     for eps, emission in ((0.0, True), (1e-3, True), (0.0, False)):
         plan = fused._Plan(
-            grid=(2, 3, 2), n_pts=4, channels=4 if emission else 1, emission=emission,
+            grid=(2, 3, 2), channels=4 if emission else 1, emission=emission,
             surface_thickness=1, eps=eps, rays_per_chunk=2, workers=1, keep_samples=True,
             eps_vanishes=eps == 0.0,
         )  # fmt: skip
@@ -274,7 +276,7 @@ def test_gradcheck_table():
         table = table.detach().requires_grad_()
 
         def render(t, plan=plan):
-            return fused._FusedRender.apply(t, a, b, lengths, None, plan)
+            return fused._render(t, a, b, lengths, None, plan)
 
         assert torch.autograd.gradcheck(render, (table,), eps=1e-6, atol=1e-8)
 
@@ -390,30 +392,30 @@ def test_bundle_batch_must_match_the_volumes(calls):
         VolumeSampler(vols).render_fused(three, EmissionAbsorptionRaymarcher())
 
 
-def _fused_node(images):
-    node = images.grad_fn
-    while node is not None and type(node).__name__ != "_FusedRenderBackward":
-        node = node.next_functions[0][0]
-    return node
-
-
 @pytest.mark.parametrize("chunk_size", [None, 8])
-def test_samples_are_kept_only_without_chunk_size(chunk_size, calls):
+def test_samples_are_kept_only_without_chunk_size(chunk_size, calls, monkeypatch):
     # chunk_size asks for bounded memory: the backward then recomputes the samples instead of
-    # keeping all (rays x points x channels) of them
+    # keeping all (rays x points x channels) of them; kept samples die with the graph
+    kept = []
+    original = fused._forward_impl
+
+    def spy(*args):
+        out = original(*args)
+        kept.append((args[-1], weakref.ref(out[1]), tuple(out[1].shape)))
+        return out
+
+    monkeypatch.setattr(fused, "_forward_impl", spy)
     cams, vols, _ = _scene(torch.float32)
     renderer = VolumeRenderer(_ndc(n_pts=64), EmissionAbsorptionRaymarcher(), chunk_size=chunk_size)
     images, _ = renderer(cameras=cams, volumes=vols)
     n_samples = math.prod(images.shape[:-1]) * 64
-    node = _fused_node(images)
-    assert calls[-1].keep_samples is (chunk_size is None)
-    if chunk_size is None:
-        assert node.kept.shape == (n_samples, 4)
-    else:
-        assert node.kept is None
-    assert all(t.numel() <= n_samples for t in node.saved_tensors)  # lengths at most
+    ((keep, ref, shape),) = kept
+    assert calls[-1].keep_samples is (chunk_size is None) and keep is (chunk_size is None)
+    assert shape == ((n_samples, 4) if chunk_size is None else (0, 4))
     images.sum().backward()
-    assert node.kept is None  # released by the backward
+    del images
+    gc.collect()
+    assert ref() is None  # released with the graph
 
 
 def test_a_failing_chunk_raises_after_every_worker_stopped(monkeypatch, threads):
@@ -469,3 +471,15 @@ def test_builds_without_sparse_products_take_the_general_path(monkeypatch, calls
 def test_sparse_probe_works_here():
     assert fused._sparse_products_work(torch.float32, torch.int32)
     assert fused._sparse_products_work(torch.float64, torch.int64)
+
+
+def test_expanded_leaf_volume_gets_per_element_gradients(calls):
+    # a leaf that is itself an expanded tensor: each batch element has its own gradient, which
+    # only the rays of that element's view feed (as on the general path)
+    cams, _, (dens, feats) = _scene(torch.float64, shared=True)
+    d = dens.detach().expand(2, -1, -1, -1, -1).requires_grad_()
+    f = feats.detach().expand(2, -1, -1, -1, -1).requires_grad_()
+    vols = Volumes(densities=d, features=f, voxel_size=0.3, volume_translation=(0.1, -0.05, 0.2))
+    got, want = _both(cams, vols, (d, f), _ndc(), EmissionAbsorptionRaymarcher(), calls)
+    _assert_same(got, want)
+    assert not torch.equal(got[1][0][0], got[1][0][1])  # the two views' gradients differ

@@ -38,11 +38,16 @@ On the CPU the chunks are spread over ``torch.get_num_threads()`` worker threads
 serial in PyTorch, so splitting the chunks is the only way to use more than one core for it.
 Each worker accumulates its own gradient table (one table-sized buffer per worker) and the
 tables are summed at the end; the sum's order is fixed, so results do not vary run to run.
+
+The whole render is two PyTorch custom operators, ``voxrender::fused_render`` and its backward
+``voxrender::fused_render_backward``: eager calls go through them too, and ``torch.compile``
+sees one opaque call (no graph break, no tracing of the threads or sparse products).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -87,13 +92,12 @@ class _Plan:
     """Everything about one fused call that is not a tensor."""
 
     grid: tuple[int, int, int]  # (D, H, W)
-    n_pts: int  # P
     channels: int  # C of the table
     emission: bool  # emission-absorption (else absorption-only)
     surface_thickness: int
     eps: float
     rays_per_chunk: int
-    workers: int
+    workers: int  # threads to spread the chunks over (set by the operator when it runs)
     keep_samples: bool  # keep the samples for the backward (else recompute them)
     eps_vanishes: bool  # (1 + eps) - d == 1 - d in the table's dtype
 
@@ -354,6 +358,8 @@ def _sparse_products_work(dtype: torch.dtype, index_dtype: torch.dtype) -> bool:
     Also says PyTorch's once-per-process "sparse CSR is beta" warning here, silently.
     """
     key = (dtype, index_dtype)
+    if torch.compiler.is_compiling():  # probed at import (and by eager calls); no tracing here
+        return _sparse_probes.get(key, False)
     if key not in _sparse_probes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -371,79 +377,190 @@ def _sparse_products_work(dtype: torch.dtype, index_dtype: torch.dtype) -> bool:
     return _sparse_probes[key]
 
 
+def _eps_vanishes(eps: float, dtype: torch.dtype) -> bool:
+    """Whether ``(1 + eps) - d`` equals ``1 - d`` in ``dtype`` (Python arithmetic, no tensors)."""
+    if dtype == torch.float64:
+        return 1.0 + eps == 1.0
+    return struct.unpack("f", struct.pack("f", 1.0 + eps))[0] == 1.0  # rounded to float32
+
+
+for _dtype in (torch.float32, torch.float64):  # the probe once, eagerly, for the usual cases
+    _sparse_products_work(_dtype, torch.int32)
+
+
 def _index_dtype(table: torch.Tensor) -> torch.dtype:
     return torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
 
 
-class _FusedRender(torch.autograd.Function):
-    """Table ``(rows, C)`` and ray lines -> images ``(R, C_out)``; gradient for the table only.
+def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
+    """Images ``(R, C_out)`` and, if ``keep``, the samples ``(R * P, C)`` (else ``(0, C)``)."""
+    n_rays, n_pts = lengths.shape
+    out = table.new_empty(n_rays, plan.channels if plan.emission else 1)
+    index_dtype = _index_dtype(table)
+    if base is not None:
+        base = base.to(index_dtype)
+    kept = table.new_empty(n_rays * n_pts if keep else 0, plan.channels)  # (R * P, C)
+    points = min(plan.rays_per_chunk, n_rays) * n_pts
+    spaces = [
+        _Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers_for(n_rays, plan))
+    ]
 
-    When the table needs a gradient and ``plan.keep_samples``, the forward pass keeps the
-    samples ``(R * P, C)`` (``4 * C`` bytes per sample in float32) so the backward pass need not
-    gather them again; otherwise the backward recomputes them chunk by chunk.
+    def job(worker, s, e):
+        _forward_chunk(
+            spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
+            None if base is None else base[s:e], out[s:e],
+            kept[s * n_pts : e * n_pts] if keep else None,
+        )  # fmt: skip
+
+    _run_workers(plan, n_rays, job)
+    return out, kept
+
+
+def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
+    """The table's gradient ``(rows, C)`` for the images' gradient ``grad_out (R, C_out)``."""
+    grad_out = grad_out.contiguous()
+    n_rays, n_pts = lengths.shape
+    has_kept = kept.shape[0] == n_rays * n_pts and n_rays * n_pts > 0
+    points = min(plan.rays_per_chunk, n_rays) * n_pts
+    index_dtype = _index_dtype(table)
+    if base is not None:
+        base = base.to(index_dtype)
+    # one gradient table per worker: the extra ones may take _EXTRA_GRAD_BYTES at most
+    table_bytes = table.numel() * table.element_size()
+    spare = 1 + _EXTRA_GRAD_BYTES // max(table_bytes, 1)
+    plan = replace(plan, workers=max(1, min(plan.workers, spare)))
+    workers = workers_for(n_rays, plan)
+    spaces = [_Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers)]
+    grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
+
+    def job(worker, s, e):
+        _backward_chunk(
+            spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
+            None if base is None else base[s:e], grad_out[s:e], grads[worker],
+            kept[s * n_pts : e * n_pts] if has_kept else None,
+        )  # fmt: skip
+
+    _run_workers(plan, n_rays, job)
+    grad_table = grads[0]
+    for extra in grads[1:]:
+        grad_table += extra
+    return grad_table.view_as(table)
+
+
+# The fused render as two PyTorch custom operators (forward, backward), so that torch.compile
+# sees one opaque call instead of tracing (and breaking on) the thread pool and sparse products.
+# Everything that is not a tensor travels as plain ints / floats / bools.
+
+
+def _plan_from(grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk):
+    return _Plan(
+        grid=tuple(grid), channels=channels, emission=emission,
+        surface_thickness=surface_thickness, eps=eps, rays_per_chunk=rays_per_chunk,
+        workers=max(1, min(torch.get_num_threads(), _MAX_WORKERS)), keep_samples=True,
+        eps_vanishes=eps_vanishes,
+    )  # fmt: skip
+
+
+@torch.library.custom_op("voxrender::fused_render", mutates_args=())
+def _render_op(
+    table: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lengths: torch.Tensor,
+    base: torch.Tensor | None,
+    grid: list[int],
+    channels: int,
+    emission: bool,
+    surface_thickness: int,
+    eps: float,
+    eps_vanishes: bool,
+    rays_per_chunk: int,
+    keep: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    plan = _plan_from(
+        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk
+    )
+    return _forward_impl(table, a, b, lengths, base, plan, keep)
+
+
+@_render_op.register_fake
+def _(table, a, b, lengths, base, grid, channels, emission, surface_thickness, eps, eps_vanishes,
+      rays_per_chunk, keep):  # fmt: skip
+    n_rays, n_pts = lengths.shape
+    images = table.new_empty(n_rays, channels if emission else 1)
+    return images, table.new_empty(n_rays * n_pts if keep else 0, channels)
+
+
+@torch.library.custom_op("voxrender::fused_render_backward", mutates_args=())
+def _render_backward_op(
+    grad_images: torch.Tensor,
+    table: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lengths: torch.Tensor,
+    base: torch.Tensor | None,
+    kept: torch.Tensor,
+    grid: list[int],
+    channels: int,
+    emission: bool,
+    surface_thickness: int,
+    eps: float,
+    eps_vanishes: bool,
+    rays_per_chunk: int,
+) -> torch.Tensor:
+    plan = _plan_from(
+        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk
+    )
+    return _backward_impl(grad_images, table, a, b, lengths, base, kept, plan)
+
+
+@_render_backward_op.register_fake
+def _(grad_images, table, *args):
+    return torch.empty_like(table)
+
+
+def _setup_context(ctx, inputs, output):
+    table, a, b, lengths, base, *params = inputs
+    kept = output[1]
+    ctx.mark_non_differentiable(kept)
+    ctx.save_for_backward(table, a, b, lengths, base, kept)
+    ctx.params = params[:-1]  # all but keep
+
+
+def _render_op_backward(ctx, grad_images, _grad_kept):
+    table, a, b, lengths, base, kept = ctx.saved_tensors
+    grad_table = None
+    if ctx.needs_input_grad[0]:
+        grad_table = _render_backward_op(grad_images, table, a, b, lengths, base, kept, *ctx.params)
+    return (grad_table,) + (None,) * 12
+
+
+_render_op.register_autograd(_render_op_backward, setup_context=_setup_context)
+
+
+def _render(table, a, b, lengths, base, plan: _Plan) -> torch.Tensor:
+    """Images ``(R, C_out)``: the fused render of ``plan`` (one custom-operator call)."""
+    keep = plan.keep_samples and table.requires_grad and torch.is_grad_enabled()
+    images, _ = _render_op(
+        table, a, b, lengths, base, list(plan.grid), plan.channels, plan.emission,
+        plan.surface_thickness, plan.eps, plan.eps_vanishes, plan.rays_per_chunk, keep,
+    )  # fmt: skip
+    return images
+
+
+def _shared_volume(volume: torch.Tensor) -> torch.Tensor:
+    """A volume expanded across its batch (stride 0) -> ``(1, ...)``, gradient-preserving.
+
+    Eagerly this reads the expanded tensor's base without a ``(B, ...)`` gradient buffer
+    (:func:`voxrender.grid_sample._collapse_expanded_batch`); under ``torch.compile``, which
+    cannot follow ``_base``, it slices the first element (the compiler fuses away the buffer
+    the slice's gradient would otherwise need).
     """
-
-    @staticmethod
-    def forward(ctx, table, a, b, lengths, base, plan: _Plan):
-        n_rays, n_pts = lengths.shape
-        out = table.new_empty(n_rays, plan.channels if plan.emission else 1)
-        index_dtype = _index_dtype(table)
-        if base is not None:
-            base = base.to(index_dtype)
-        keep = None
-        if ctx.needs_input_grad[0] and plan.keep_samples:
-            keep = table.new_empty(n_rays * n_pts, plan.channels)  # (R * P, C)
-        points = min(plan.rays_per_chunk, n_rays) * n_pts
-        spaces = [
-            _Workspace(points, plan, table.dtype, index_dtype)
-            for _ in range(workers_for(n_rays, plan))
-        ]
-
-        def job(worker, s, e):
-            _forward_chunk(
-                spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
-                None if base is None else base[s:e], out[s:e],
-                None if keep is None else keep[s * n_pts : e * n_pts],
-            )  # fmt: skip
-
-        _run_workers(plan, n_rays, job)
-        ctx.save_for_backward(table, a, b, lengths, base)
-        ctx.plan, ctx.kept = plan, keep
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        table, a, b, lengths, base = ctx.saved_tensors
-        plan, kept = ctx.plan, ctx.kept
-        ctx.kept = None
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None, None
-        grad_out = grad_out.contiguous()
-        n_rays, n_pts = lengths.shape
-        points = min(plan.rays_per_chunk, n_rays) * n_pts
-        # one gradient table per worker: the extra ones may take _EXTRA_GRAD_BYTES at most
-        table_bytes = table.numel() * table.element_size()
-        spare = 1 + _EXTRA_GRAD_BYTES // max(table_bytes, 1)
-        plan = replace(plan, workers=max(1, min(plan.workers, spare)))
-        workers = workers_for(n_rays, plan)
-        spaces = [
-            _Workspace(points, plan, table.dtype, _index_dtype(table)) for _ in range(workers)
-        ]
-        grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
-
-        def job(worker, s, e):
-            _backward_chunk(
-                spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
-                None if base is None else base[s:e], grad_out[s:e], grads[worker],
-                None if kept is None else kept[s * n_pts : e * n_pts],
-            )  # fmt: skip
-
-        _run_workers(plan, n_rays, job)
-        grad_table = grads[0]
-        for extra in grads[1:]:
-            grad_table += extra
-        return grad_table.view_as(table), None, None, None, None, None
+    collapsed = _collapse_expanded_batch(volume)
+    leaf = collapsed.requires_grad and collapsed.is_leaf  # its B elements get their own grads
+    if collapsed.shape[0] > 1 and collapsed.stride(0) == 0 and not leaf:
+        return collapsed[:1]
+    return collapsed
 
 
 def _rays_need_grad(ray_bundle) -> bool:
@@ -474,7 +591,7 @@ def fused_render(
     Returns:
         Images ``(B, ..., C_f + 1)`` (EA) or ``(B, ..., 1)`` (AO), or None.
     """
-    if torch.compiler.is_compiling() or not isinstance(volumes, Volumes):
+    if not isinstance(volumes, Volumes):
         return None
     emission = type(raymarcher) is EmissionAbsorptionRaymarcher
     if not emission and type(raymarcher) is not AbsorptionOnlyRaymarcher:
@@ -505,11 +622,11 @@ def fused_render(
     flat_lengths = lengths.reshape(-1, n_pts)  # (B*R, P), a view where the layout allows
 
     if emission:
-        d1, f1 = _collapse_expanded_batch(densities), _collapse_expanded_batch(features)
+        d1, f1 = _shared_volume(densities), _shared_volume(features)
         if d1.shape[0] != f1.shape[0]:
             d1, f1 = densities, features
     else:
-        d1, f1 = _collapse_expanded_batch(densities), None
+        d1, f1 = _shared_volume(densities), None
     table = volume_table(d1, f1)  # (rows, C)
     base = None
     # Checked once on the voxels (whose blends the samples are) rather than on every sample.
@@ -522,17 +639,17 @@ def fused_render(
     eps = _check_eps(kwargs.get("eps", 1e-10)) if emission else 0.0
     if not _sparse_products_work(table.dtype, _index_dtype(table)):
         return None  # a build without CPU sparse-dense products: the general path
+    eps_vanishes = _eps_vanishes(eps, table.dtype)
     plan = _Plan(
         grid=grid,
-        n_pts=n_pts,
         channels=table.shape[1],
         emission=emission,
         surface_thickness=raymarcher.surface_thickness if emission else 1,
         eps=eps,
         rays_per_chunk=max(1, _POINTS_PER_CHUNK // n_pts),
-        workers=max(1, min(torch.get_num_threads(), _MAX_WORKERS)),
+        workers=0,  # decided when the operator runs (torch.get_num_threads() then)
         keep_samples=not bounded,
-        eps_vanishes=float(torch.tensor(1.0 + eps, dtype=table.dtype)) == 1.0,
+        eps_vanishes=eps_vanishes,
     )
-    images = _FusedRender.apply(table, a, b, flat_lengths, base, plan)  # (B*R, C_out)
+    images = _render(table, a, b, flat_lengths, base, plan)  # (B*R, C_out)
     return images.view(batch, *ray_shape, images.shape[-1])

@@ -233,9 +233,10 @@ class ImplicitRenderer(torch.nn.Module):
     the fused path (:mod:`voxrender.fused`) on the CPU: no per-sample tensors, the work spread
     over ``torch.get_num_threads()`` threads, the same images and gradients up to rounding.
     It keeps the samples for the backward pass (16 bytes per ray point in float32) unless
-    ``chunk_size`` is set, in which case it recomputes them and memory stays bounded. Anything
+    ``chunk_size`` is set, in which case it recomputes them and memory stays bounded. Under
+    ``torch.compile`` the fused path is one opaque custom operator (no graph break). Anything
     else (other functions or raymarchers, gradients wanted for the rays or the volumes'
-    placement, ``torch.compile``, other devices) takes the general path.
+    placement, other devices) takes the general path.
     """
 
     def __init__(
