@@ -523,6 +523,7 @@ def _setup_context(ctx, inputs, output):
     table, a, b, lengths, base, *params = inputs
     kept = output[1]
     ctx.mark_non_differentiable(kept)
+    ctx.set_materialize_grads(False)  # else a zero gradient the size of ``kept`` is made
     ctx.save_for_backward(table, a, b, lengths, base, kept)
     ctx.params = params[:-1]  # all but keep
 
@@ -530,7 +531,7 @@ def _setup_context(ctx, inputs, output):
 def _render_op_backward(ctx, grad_images, _grad_kept):
     table, a, b, lengths, base, kept = ctx.saved_tensors
     grad_table = None
-    if ctx.needs_input_grad[0]:
+    if ctx.needs_input_grad[0] and grad_images is not None:  # None: no gradient reached them
         grad_table = _render_backward_op(grad_images, table, a, b, lengths, base, kept, *ctx.params)
     return (grad_table,) + (None,) * 12
 
