@@ -56,7 +56,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ._checks import check_in_unit_interval
-from .grid_sample import _collapse_expanded_batch
+from .grid_sample import _PAD, _collapse_expanded_batch, margined_table
 from .raymarching import (
     AbsorptionOnlyRaymarcher,
     EmissionAbsorptionRaymarcher,
@@ -69,8 +69,8 @@ from .volumes import Volumes
 
 __all__: list[str] = []  # internal: reached through VolumeRenderer
 
-# Zero voxels stored before / after the grid on every axis (see step 1 above).
-_MARGIN = (1, 2)
+# Zero voxels stored before / after the grid on every axis (see step 1 above): grid_sample's.
+_MARGIN = _PAD
 # Points per chunk: the chunk's buffers (about 100 bytes per point) stay within a core's L2 / L3.
 _POINTS_PER_CHUNK = 1 << 16
 
@@ -125,12 +125,23 @@ def volume_table(densities: torch.Tensor, features: torch.Tensor | None) -> torc
         ``(B * (D + 3) * (H + 3) * (W + 3), C)`` with ``C = 1 + C_f``.
     """
     data = densities if features is None else torch.cat((densities, features), dim=1)
-    batch, channels = data.shape[:2]
-    lo, hi = _MARGIN
-    d, h, w = (n + lo + hi for n in data.shape[2:])
-    table = data.new_zeros(batch, d, h, w, channels)
-    table[:, lo:-hi, lo:-hi, lo:-hi] = data.permute(0, 2, 3, 4, 1)
-    return table.view(batch * d * h * w, channels)
+    return margined_table(data)
+
+
+def rays_to_local(origins: torch.Tensor, directions: torch.Tensor, volumes):
+    """World rays ``(B, ..., 3)`` -> the volumes' local coordinates, origins and directions.
+
+    The world-to-local map of a volume is affine, so a ray maps through its origin and
+    ``origin + direction``: one call of ``volumes.world_to_local_coords`` on ``(B, 2R, 3)``.
+
+    Returns:
+        ``origins_local (B, ..., 3)`` and ``directions_local (B, ..., 3)``.
+    """
+    batch = origins.shape[0]
+    both = torch.stack((origins, origins + directions), dim=-2).reshape(batch, -1, 3)  # (B, 2R, 3)
+    local = volumes.world_to_local_coords(both).reshape(*origins.shape[:-1], 2, 3)
+    origins_local = local[..., 0, :]
+    return origins_local, local[..., 1, :] - origins_local
 
 
 def rays_to_voxel_lines(
@@ -610,14 +621,15 @@ def fused_render(
     if origins.dtype != densities.dtype or lengths.shape[-1] == 0 or origins.numel() == 0:
         return None
     batch, ray_shape = origins.shape[0], origins.shape[1:-1]
-    both = torch.stack((origins, origins + directions), dim=-2).reshape(batch, -1, 3)  # (B, 2R, 3)
-    local = volumes.world_to_local_coords(both)
-    if local.requires_grad:  # the volumes' placement is being learnt: general path
+    origins_local, directions_local = rays_to_local(origins, directions, volumes)  # (B, ..., 3)
+    if origins_local.requires_grad:  # the volumes' placement is being learnt: general path
         return None
-    local = local.reshape(-1, 2, 3)  # (B*R, 2, 3)
     grid = tuple(densities.shape[2:])
     a, b = rays_to_voxel_lines(
-        local[:, 0], local[:, 1] - local[:, 0], grid, volumes.get_align_corners()
+        origins_local.reshape(-1, 3),
+        directions_local.reshape(-1, 3),
+        grid,
+        volumes.get_align_corners(),
     )  # (3, B*R) each
     n_pts = lengths.shape[-1]
     flat_lengths = lengths.reshape(-1, n_pts)  # (B*R, P), a view where the layout allows

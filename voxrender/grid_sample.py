@@ -343,6 +343,20 @@ def _nearest_backward(planes, points, base, plan: _Plan, grad_out, grad_planes):
 _PAD = (1, 2)
 
 
+def margined_table(volume: torch.Tensor) -> torch.Tensor:
+    """``(B, C, D, H, W)`` -> channel-last rows with a zero margin of :data:`_PAD` voxels.
+
+    Differentiable. Returns ``(B * (D + 3) * (H + 3) * (W + 3), C)``: a voxel's ``C`` values share
+    a cache line, and a neighbour just outside the grid reads a stored 0.
+    """
+    batch, channels = volume.shape[:2]
+    lo, hi = _PAD
+    d, h, w = (n + lo + hi for n in volume.shape[2:])
+    table = volume.new_zeros(batch, d, h, w, channels)
+    table[:, lo:-hi, lo:-hi, lo:-hi] = volume.permute(0, 2, 3, 4, 1)
+    return table.view(batch * d * h * w, channels)
+
+
 def _padded_axes(points: torch.Tensor, plan: _Plan) -> tuple[list, list, list]:
     """Points ``(N, 3)`` -> per axis (z, y, x): floor row offsets, fractions, inside-margin mask.
 
@@ -596,12 +610,8 @@ def sample_grid(
     # Channel-last: the C values of a voxel share a cache line, so a corner costs one miss.
     padded = mode == "bilinear" and padding_mode == "zeros"
     if padded:  # a zero margin replaces every bounds check (see _padded_axes)
-        lo, hi = _PAD
-        d, h, w = (n + lo + hi for n in volume.shape[2:])
-        table = volume.new_zeros(volume.shape[0], d, h, w, channels)
-        table[:, lo:-hi, lo:-hi, lo:-hi] = volume.permute(0, 2, 3, 4, 1)
-        rows = table.shape[0] * d * h * w
-        table = table.view(rows, channels)  # (B*(D+3)*(H+3)*(W+3), C)
+        table = margined_table(volume)  # (B*(D+3)*(H+3)*(W+3), C)
+        rows = table.shape[0]
     else:
         table = volume.permute(0, 2, 3, 4, 1).reshape(rows, channels).contiguous()  # (B*D*H*W, C)
     point_shape = (batch, *points.shape[1:-1])

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 
 from ._checks import check_choice, describe
-from .fused import fused_render
+from .fused import fused_render, rays_to_local
 from .grid_sample import MODES, PADDING_MODES, _collapse_expanded_batch, sample_grid
 from .ray_bundle import RayBundle
 
@@ -59,12 +59,10 @@ def ray_bundle_to_local_points(ray_bundle, volumes) -> torch.Tensor:
     Returns:
         ``(B, ..., P, 3)`` local coordinates, ``[-1, 1]`` spanning the grid.
     """
-    origins, directions, lengths = ray_bundle.origins, ray_bundle.directions, ray_bundle.lengths
-    batch = origins.shape[0]
-    both = torch.stack((origins, origins + directions), dim=-2).reshape(batch, -1, 3)  # (B, 2R, 3)
-    local = volumes.world_to_local_coords(both).reshape(*origins.shape[:-1], 2, 3)
-    origins_local = local[..., 0, :]  # (B, ..., 3)
-    directions_local = local[..., 1, :] - origins_local  # (B, ..., 3)
+    origins_local, directions_local = rays_to_local(
+        ray_bundle.origins, ray_bundle.directions, volumes
+    )  # (B, ..., 3) each
+    lengths = ray_bundle.lengths
     return origins_local[..., None, :] + lengths[..., :, None] * directions_local[..., None, :]
 
 
