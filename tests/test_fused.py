@@ -483,3 +483,19 @@ def test_expanded_leaf_volume_gets_per_element_gradients(calls):
     got, want = _both(cams, vols, (d, f), _ndc(), EmissionAbsorptionRaymarcher(), calls)
     _assert_same(got, want)
     assert not torch.equal(got[1][0][0], got[1][0][1])  # the two views' gradients differ
+
+
+def test_backward_allocates_nothing_the_size_of_the_kept_samples(monkeypatch, calls):
+    # the kept samples are an output of the custom operator that gets no gradient: autograd
+    # must not materialise a zero gradient of their size (it once did: +1 samples-sized buffer)
+    monkeypatch.setattr(fused, "_POINTS_PER_CHUNK", 64)  # chunk buffers far below the samples'
+    cams, vols, _ = _scene(torch.float64)
+    renderer = VolumeRenderer(_ndc(n_pts=64), EmissionAbsorptionRaymarcher())
+    images, _ = renderer(cameras=cams, volumes=vols)
+    kept_bytes = math.prod(images.shape[:-1]) * 64 * 4 * 8  # (rays * P, C) float64
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
+        images.sum().backward()
+    allocations = [e.cpu_memory_usage for e in prof.events()]
+    assert calls and allocations and max(allocations) < kept_bytes / 2
