@@ -69,8 +69,6 @@ from .volumes import Volumes
 
 __all__: list[str] = []  # internal: reached through VolumeRenderer
 
-# Zero voxels stored before / after the grid on every axis (see step 1 above): grid_sample's.
-_MARGIN = _PAD
 # Points per chunk: the chunk's buffers (about 100 bytes per point) stay within a core's L2 / L3.
 _POINTS_PER_CHUNK = 1 << 16
 
@@ -104,7 +102,7 @@ class _Plan:
     @property
     def strides(self) -> tuple[int, int, int]:
         """Table rows between neighbours along z, y, x (margined grid)."""
-        _, h, w = (n + sum(_MARGIN) for n in self.grid)
+        _, h, w = (n + sum(_PAD) for n in self.grid)
         return h * w, w, 1
 
     @property
@@ -162,7 +160,7 @@ def rays_to_voxel_lines(
         scale, shift = (sizes - 1) / 2, (sizes - 1) / 2
     else:  # u = ((x + 1) * S - 1) / 2
         scale, shift = sizes / 2, (sizes - 1) / 2
-    a = origins_local * scale + (shift + _MARGIN[0])  # (R, 3)
+    a = origins_local * scale + (shift + _PAD[0])  # (R, 3)
     b = directions_local * scale  # (R, 3)
     return a.t().contiguous(), b.t().contiguous()
 
@@ -254,10 +252,7 @@ def _composite(samples: torch.Tensor, plan: _Plan) -> torch.Tensor:
     to the rounding of the weighted sum, which may land one ulp above 1 (blending voxels of
     exactly 1): that ulp is clipped, as exact interpolation would give 1.
     """
-    densities = samples[..., :1].clamp_(max=1.0)
-    if not plan.emission:
-        return _opacity(densities.squeeze(-1))
-    return _emission_absorption(densities, samples[..., 1:], plan.surface_thickness, plan.eps)
+    return _raymarch(samples[..., :1].clamp_(max=1.0), samples[..., 1:], plan)
 
 
 def _forward_chunk(ws, plan, table, a, b, lengths, base, out, keep) -> None:
@@ -288,11 +283,11 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
             planes[1:].view(-1, *lengths.shape),
         )
     else:  # autograd through the raymarcher's own kernel
-        leaves = [samples[..., :1].detach().requires_grad_()]
-        if plan.emission:
-            leaves.append(samples[..., 1:].detach().requires_grad_())
+        densities = samples[..., :1].detach().requires_grad_()
+        features = samples[..., 1:].detach().requires_grad_(plan.emission)
+        leaves = [densities, features] if plan.emission else [densities]
         with torch.enable_grad():
-            images = _composite_unchecked(leaves, plan)  # (n, C_out)
+            images = _raymarch(densities, features, plan)  # (n, C_out)
         grads = torch.autograd.grad(images, leaves, grad_out)
         planes[0].copy_(grads[0].view(m))
         if plan.emission:
@@ -306,10 +301,11 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
         grad_table[offset * plan.channels :].scatter_add_(0, flat, contrib.view(-1))
 
 
-def _composite_unchecked(leaves, plan: _Plan) -> torch.Tensor:
+def _raymarch(densities: torch.Tensor, features: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` -> ``(n, C_out)``."""
     if not plan.emission:
-        return _opacity(leaves[0].squeeze(-1))
-    return _emission_absorption(leaves[0], leaves[1], plan.surface_thickness, plan.eps)
+        return _opacity(densities.squeeze(-1))
+    return _emission_absorption(densities, features, plan.surface_thickness, plan.eps)
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
