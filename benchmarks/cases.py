@@ -239,15 +239,17 @@ def _baseline_library(variant: str) -> _Library:
 
 
 def _import_pytorch3d():
-    """PyTorch3D's renderer modules, or :class:`CaseUnavailable` saying why not."""
-    try:
-        from pytorch3d import renderer as p3r
-        from pytorch3d import structures as p3s
-        from pytorch3d.renderer.implicit.renderer import VolumeSampler
-    except Exception as e:  # not installed, or installed without its compiled extension
-        raise CaseUnavailable(
-            f"pytorch3d is not importable ({type(e).__name__}: {e})".splitlines()[0]
-        ) from None
+    """PyTorch3D's renderer modules (via :mod:`reference.oracle`: installed, else the runnable
+    copy beside the project), or :class:`CaseUnavailable` saying why not."""
+    from reference.oracle import import_pytorch3d
+
+    module, reason = import_pytorch3d()
+    if module is None:
+        raise CaseUnavailable(reason)
+    from pytorch3d import renderer as p3r
+    from pytorch3d import structures as p3s
+    from pytorch3d.renderer.implicit.renderer import VolumeSampler
+
     return p3r, p3s, VolumeSampler
 
 

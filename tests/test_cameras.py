@@ -491,25 +491,24 @@ def test_K_wrong_shape():
         FoVPerspectiveCameras(K=torch.eye(3))
 
 
+def test_R_as_nested_list_is_accepted():
+    cameras = FoVPerspectiveCameras(R=[[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+    assert cameras.R.dtype == torch.float32 and cameras.R.shape == (1, 3, 3)
+
+
 def test_R_not_a_tensor():
-    with pytest.raises(
-        TypeError, match=r"R: expected a torch\.Tensor of shape \(N, 3, 3\), got list"
-    ):
-        FoVPerspectiveCameras(R=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"R: expected a tensor of shape \(N, 3, 3\), got float"):
+        FoVPerspectiveCameras(R=1.0)
 
 
-def test_R_integer():
-    with pytest.raises(
-        TypeError, match=r"R: expected a floating-point tensor, got dtype torch\.int64"
-    ):
-        FoVPerspectiveCameras(R=torch.eye(3, dtype=torch.long)[None])
+def test_R_integer_is_cast():
+    cameras = FoVPerspectiveCameras(R=torch.eye(3, dtype=torch.long)[None])
+    assert cameras.R.dtype == torch.float32
 
 
-def test_T_integer():
-    with pytest.raises(
-        TypeError, match=r"T: expected a floating-point tensor, got dtype torch\.int32"
-    ):
-        FoVPerspectiveCameras(T=torch.zeros(1, 3, dtype=torch.int32))
+def test_T_integer_is_cast():
+    cameras = FoVPerspectiveCameras(T=torch.tensor([[0, 0, 3]], dtype=torch.int32))
+    assert_close(cameras.get_camera_center(), torch.tensor([[0.0, 0.0, -3.0]]))
 
 
 def test_batch_sizes_do_not_broadcast():
@@ -520,19 +519,26 @@ def test_batch_sizes_do_not_broadcast():
         FoVPerspectiveCameras(R=torch.eye(3).repeat(2, 1, 1), T=torch.zeros(3, 3), fov=[50.0] * 4)
 
 
-def test_fov_zero():
-    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 180\) degrees, got 0"):
-        FoVPerspectiveCameras(fov=0.0)
+def test_fov_zero_is_a_placeholder_checked_where_used():
+    cameras = FoVPerspectiveCameras(znear=5.0, zfar=100.0, fov=0.0)
+    with pytest.raises(
+        ValueError, match=r"fov: expected a field of view with tan\(fov / 2\) != 0, got 0"
+    ):
+        cameras.get_projection_transform()
+    expected = FoVPerspectiveCameras(znear=5.0, zfar=100.0, fov=60.0).get_projection_transform()
+    assert_close(cameras.get_projection_transform(fov=60.0).get_matrix(), expected.get_matrix())
 
 
-def test_fov_negative_cpu_tensor():
-    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 180\) degrees, got -10"):
-        FoVPerspectiveCameras(fov=torch.tensor([30.0, -10.0]))
+def test_fov_negative_is_computed_like_pytorch3d():
+    matrix = (
+        FoVPerspectiveCameras(fov=torch.tensor([-60.0])).get_projection_transform().get_matrix()
+    )
+    assert matrix[0, 0, 0] < 0 and torch.isfinite(matrix).all()
 
 
-def test_fov_too_wide_in_radians():
-    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 3\.14159\) radians, got 4"):
-        FoVPerspectiveCameras(fov=4.0, degrees=False)
+def test_fov_zero_in_radians_is_refused_where_used():
+    with pytest.raises(ValueError, match=r"fov: expected a field of view with .* got 0 radians"):
+        FoVPerspectiveCameras(fov=0.0, degrees=False).transform_points(torch.ones(1, 3))
 
 
 def test_fov_not_a_number():
@@ -542,29 +548,31 @@ def test_fov_not_a_number():
         FoVPerspectiveCameras(fov="60")
 
 
-def test_znear_not_positive():
-    with pytest.raises(ValueError, match="znear: expected values > 0, got 0"):
-        FoVPerspectiveCameras(znear=0.0)
+def test_znear_zero_is_refused_where_used():
+    cameras = FoVPerspectiveCameras(znear=0.0)
+    with pytest.raises(ValueError, match="znear: expected non-zero values, got 0"):
+        cameras.get_projection_transform()
 
 
-def test_aspect_ratio_not_positive():
-    with pytest.raises(ValueError, match="aspect_ratio: expected values > 0, got -1"):
-        FoVPerspectiveCameras(aspect_ratio=-1.0)
+def test_aspect_ratio_zero_is_refused_where_used():
+    with pytest.raises(ValueError, match="aspect_ratio: expected non-zero values, got 0"):
+        FoVPerspectiveCameras(aspect_ratio=0.0).get_full_projection_transform()
 
 
-def test_znear_not_below_zfar():
-    with pytest.raises(ValueError, match="zfar: expected values > znear, got zfar=2 with znear=5"):
-        FoVPerspectiveCameras(znear=[1.0, 5.0], zfar=2.0)
+def test_znear_above_zfar_is_computed_like_pytorch3d():
+    matrix = FoVPerspectiveCameras(znear=[1.0, 5.0], zfar=2.0).get_projection_transform()
+    assert torch.isfinite(matrix.get_matrix()).all()
 
 
-def test_znear_not_below_zfar_cpu_tensors():
-    with pytest.raises(ValueError, match="zfar: expected values > znear, got zfar=1 with znear=1"):
-        FoVPerspectiveCameras(znear=torch.tensor(1.0), zfar=torch.tensor([1.0]))
+def test_znear_equal_zfar_is_refused_where_used():
+    cameras = FoVPerspectiveCameras(znear=torch.tensor(1.0), zfar=torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="zfar: expected values != znear, got 1"):
+        cameras.get_projection_transform()
 
 
 def test_override_fov_checked():
-    with pytest.raises(ValueError, match=r"fov: expected values in \(0, 180\) degrees, got 200"):
-        FoVPerspectiveCameras().get_projection_transform(fov=200.0)
+    with pytest.raises(ValueError, match=r"fov: expected a field of view .* got 0 degrees"):
+        FoVPerspectiveCameras().get_projection_transform(fov=torch.tensor([0.0]))
 
 
 def test_override_batch_size():
@@ -575,8 +583,12 @@ def test_override_batch_size():
 
 
 def test_degrees_not_bool():
-    with pytest.raises(TypeError, match="degrees: expected a bool, got str"):
+    with pytest.raises(ValueError, match=r"degrees: expected a bool \(or 0 / 1\), got str"):
         FoVPerspectiveCameras(degrees="yes")
+
+
+def test_degrees_as_0_or_1():
+    assert FoVPerspectiveCameras(degrees=0).degrees is False
 
 
 def test_points_wrong_trailing_size():
@@ -586,11 +598,9 @@ def test_points_wrong_trailing_size():
         _cameras(2).transform_points(torch.zeros(2, 5, 2))
 
 
-def test_points_wrong_dtype():
-    with pytest.raises(
-        TypeError, match=r"points: expected dtype torch\.float32 .* got torch\.float64"
-    ):
-        _cameras(2).transform_points(torch.zeros(2, 5, 3, dtype=torch.float64))
+def test_points_of_another_float_dtype_promote():
+    out = _cameras(2).transform_points(torch.zeros(2, 5, 3, dtype=torch.float64))
+    assert out.dtype == torch.float64
 
 
 def test_xy_depth_wrong_shape():
@@ -608,9 +618,9 @@ def test_xy_depth_batch_does_not_broadcast():
         _cameras(2).unproject_points(torch.ones(3, 5, 3))
 
 
-def test_xy_depth_integer():
-    with pytest.raises(TypeError, match="xy_depth: expected a floating-point tensor"):
-        _cameras(2).unproject_points(torch.ones(2, 5, 3, dtype=torch.long))
+def test_xy_depth_integer_is_cast():
+    out = _cameras(2).unproject_points(torch.ones(2, 5, 3, dtype=torch.long))
+    assert_close(out, _cameras(2).unproject_points(torch.ones(2, 5, 3)))
 
 
 def test_index_out_of_range_int():
@@ -641,9 +651,13 @@ def test_index_bool_mask_wrong_length():
 
 def test_index_wrong_type():
     with pytest.raises(
-        TypeError, match="index: expected an int, a list of ints or a Long/Bool tensor, got float"
+        ValueError, match=r"Invalid index type, expected int, List.int. or Bool/LongTensor"
     ):
         _cameras(3)[1.5]
+    with pytest.raises(ValueError, match="Invalid index type"):
+        _cameras(3)[0:2]
+    with pytest.raises(IndexError, match="Index True is out of bounds for select cameras"):
+        _cameras(3)[True]
 
 
 def test_look_at_wrong_vector_shape():
@@ -670,14 +684,16 @@ def test_look_at_bad_scalar():
 
 def test_look_at_bad_vector_type():
     with pytest.raises(
-        TypeError, match="up: expected a tensor or a sequence of 3-vectors, got str"
+        ValueError, match=r"up: expected a tensor of shape \(3,\) or \(N, 3\), got str"
     ):
         look_at_rotation(torch.ones(1, 3), up="y")
 
 
 def test_spherical_degrees_not_bool():
-    with pytest.raises(TypeError, match="degrees: expected a bool, got int"):
-        camera_position_from_spherical_angles(1.0, 0.0, 0.0, degrees=1)
+    with pytest.raises(ValueError, match="degrees: expected a bool"):
+        camera_position_from_spherical_angles(1.0, 0.0, 0.0, degrees=2)
+    radians = camera_position_from_spherical_angles(1.0, 0.5, 0.0, degrees=0)
+    assert_close(radians, camera_position_from_spherical_angles(1.0, 0.5, 0.0, degrees=False))
 
 
 def test_world_to_view_batch_mismatch():
@@ -1196,14 +1212,16 @@ def test_gradcheck_screen_ndc_transform_image_size():
 # --------------------------------------------------------------------------- bad input
 
 
-def test_focal_length_zero():
-    with pytest.raises(ValueError, match="focal_length: expected non-zero values, got 0"):
-        PerspectiveCameras(focal_length=[1.0, 0.0])
+def test_focal_length_zero_projects_but_does_not_unproject():
+    cameras = PerspectiveCameras(focal_length=[1.0, 0.0])
+    assert torch.isfinite(cameras.transform_points(torch.ones(1, 3) + 1)).all()
+    with pytest.raises(ValueError, match="focal_length: expected non-zero values to unproject"):
+        cameras.unproject_points(torch.ones(2, 1, 3))
 
 
 def test_focal_length_zero_override():
-    with pytest.raises(ValueError, match="focal_length: expected non-zero values, got 0"):
-        OrthographicCameras().transform_points(torch.ones(1, 3), focal_length=0.0)
+    with pytest.raises(torch.linalg.LinAlgError, match="focal_length: expected non-zero values"):
+        OrthographicCameras().unproject_points(torch.ones(1, 3), focal_length=0.0)
 
 
 def test_focal_length_wrong_shape():
@@ -1237,9 +1255,15 @@ def test_focal_length_bool_tensor():
 
 def test_principal_point_wrong_shape():
     with pytest.raises(
-        ValueError, match=r"principal_point: expected shape \(2,\) or \(N, 2\), got shape \(1, 3\)"
+        ValueError,
+        match=r"principal_point: expected shape \(2,\), \(N, 2\) or \(N, 2, 1\), got shape \(1, 3\)",
     ):
         PerspectiveCameras(principal_point=((0.0, 0.0, 0.0),))
+
+
+def test_principal_point_n_2_1():
+    cameras = PerspectiveCameras(principal_point=torch.tensor([[[0.5], [0.25]]]))
+    assert_close(cameras.principal_point, torch.tensor([[0.5, 0.25]]))
 
 
 def test_principal_point_ragged():
@@ -1256,14 +1280,16 @@ def test_image_size_below_one():
 
 def test_image_size_wrong_shape():
     with pytest.raises(
-        ValueError, match=r"image_size: expected shape \(2,\) or \(N, 2\), got shape \(3,\)"
+        ValueError,
+        match=r"image_size: expected shape \(2,\), \(N, 2\) or \(N, 2, 1\), got shape \(3,\)",
     ):
         OrthographicCameras(image_size=(10, 20, 30))
 
 
-def test_in_ndc_not_bool():
-    with pytest.raises(TypeError, match="in_ndc: expected a bool, got int 0"):
-        PerspectiveCameras(in_ndc=0)
+def test_in_ndc_as_0_or_1():
+    assert PerspectiveCameras(in_ndc=0).in_ndc() is False
+    with pytest.raises(TypeError, match=r"in_ndc: expected a bool \(or 0 / 1\), got int 2"):
+        PerspectiveCameras(in_ndc=2)
 
 
 def test_screen_camera_without_image_size():
@@ -1289,40 +1315,34 @@ def test_K_wrong_shape_for_perspective():
 
 
 def test_unproject_from_ndc_not_bool():
-    with pytest.raises(TypeError, match="from_ndc: expected a bool, got str 'yes'"):
+    with pytest.raises(TypeError, match=r"from_ndc: expected a bool \(or 0 / 1\), got str 'yes'"):
         PerspectiveCameras().unproject_points(torch.ones(1, 3), from_ndc="yes")
 
 
-def test_unproject_xy_depth_dtype_mismatch():
-    with pytest.raises(
-        TypeError,
-        match=r"xy_depth: expected dtype torch.float32 \(the cameras'\), got torch.float64",
-    ):
-        OrthographicCameras().unproject_points(torch.ones(1, 3, dtype=torch.float64))
+def test_unproject_xy_depth_of_another_float_dtype_promotes():
+    out = OrthographicCameras().unproject_points(torch.ones(1, 3, dtype=torch.float64))
+    assert out.dtype == torch.float64
 
 
-def test_fov_orthographic_zfar_not_above_znear():
-    with pytest.raises(ValueError, match="zfar: expected values > znear, got zfar=1 with znear=2"):
-        FoVOrthographicCameras(znear=2.0, zfar=1.0)
+def test_fov_orthographic_zfar_equal_znear_refused_where_used():
+    cameras = FoVOrthographicCameras(znear=2.0, zfar=2.0)
+    with pytest.raises(ValueError, match="zfar: expected values != znear, got 2"):
+        cameras.get_projection_transform()
 
 
-def test_fov_orthographic_max_x_not_above_min_x():
-    with pytest.raises(
-        ValueError, match="max_x: expected values > min_x, got max_x=-1 with min_x=1"
-    ):
-        FoVOrthographicCameras(max_x=-1.0, min_x=1.0)
+def test_fov_orthographic_reversed_box_is_computed_like_pytorch3d():
+    matrix = FoVOrthographicCameras(max_x=-1.0, min_x=1.0).get_projection_transform().get_matrix()
+    assert matrix[0, 0, 0] == -1.0
 
 
-def test_fov_orthographic_max_y_not_above_min_y_override():
-    with pytest.raises(
-        ValueError, match="max_y: expected values > min_y, got max_y=-2 with min_y=-1"
-    ):
-        FoVOrthographicCameras().get_projection_transform(max_y=-2.0)
+def test_fov_orthographic_max_y_equal_min_y_override():
+    with pytest.raises(ValueError, match="max_y: expected values != min_y, got -1"):
+        FoVOrthographicCameras().get_projection_transform(max_y=-1.0)
 
 
-def test_fov_orthographic_scale_zero():
-    with pytest.raises(ValueError, match="scale_xyz: expected non-zero values, got 0"):
-        FoVOrthographicCameras(scale_xyz=((1.0, 0.0, 1.0),))
+def test_fov_orthographic_scale_zero_projects():
+    cameras = FoVOrthographicCameras(scale_xyz=((1.0, 0.0, 1.0),))
+    assert cameras.transform_points(torch.ones(1, 3))[0, 1] == 0.0
 
 
 def test_fov_orthographic_scale_wrong_shape():
@@ -1333,7 +1353,9 @@ def test_fov_orthographic_scale_wrong_shape():
 
 
 def test_fov_orthographic_scaled_depth_not_bool():
-    with pytest.raises(TypeError, match="scaled_depth_input: expected a bool, got NoneType"):
+    with pytest.raises(
+        ValueError, match=r"scaled_depth_input: expected a bool .or 0 / 1., got NoneType"
+    ):
         FoVOrthographicCameras().unproject_points(torch.ones(1, 3), scaled_depth_input=None)
 
 
@@ -1344,9 +1366,11 @@ def test_ndc_to_screen_image_size_batch_mismatch():
         get_ndc_to_screen_transform(_make("fov", 2), image_size=[[4, 4]] * 3)
 
 
-def test_ndc_to_screen_flip_not_bool():
-    with pytest.raises(TypeError, match="with_xyflip: expected a bool, got int 1"):
-        get_screen_to_ndc_transform(_make("fov", 1), with_xyflip=1, image_size=(4, 4))
+def test_ndc_to_screen_flip_as_0_or_1():
+    cameras = _make("fov", 1)
+    flipped = get_screen_to_ndc_transform(cameras, with_xyflip=1, image_size=(4, 4))
+    expected = get_screen_to_ndc_transform(cameras, with_xyflip=True, image_size=(4, 4))
+    assert_close(flipped.get_matrix(), expected.get_matrix())
 
 
 def test_ndc_to_screen_needs_cameras():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import re
 import subprocess
@@ -14,13 +13,16 @@ from pathlib import Path
 import pytest
 
 import voxrender
+from reference.oracle import find_pytorch3d, pytorch3d_hidden
 from voxrender import compat
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "tests" / "data" / "tutorial_fit_textured_volume.py"
 
-# Whether a real PyTorch3D is importable here (checked before anything installs the alias).
-REAL_PYTORCH3D = importlib.util.find_spec("pytorch3d") is not None
+# Whether a real PyTorch3D is installed here (on sys.path). The live oracle (the runnable copy
+# beside the project, imported by the parity tests into sys.modules) does not count: every test
+# here runs with it hidden.
+REAL_PYTORCH3D = find_pytorch3d()[0] == "installed"
 
 NOT_PROVIDED = (
     r"voxrender\.compat: {} is not provided by voxrender \(voxrender covers the volume renderer"
@@ -33,14 +35,17 @@ def _pytorch3d_modules() -> dict[str, object]:
 
 @pytest.fixture(autouse=True)
 def _leave_sys_modules_clean():
-    """Every test starts and ends with no alias installed and sys.modules as it was."""
-    compat.uninstall()
-    before = _pytorch3d_modules()
-    meta_path = list(sys.meta_path)
-    yield
-    compat.uninstall()
-    assert _pytorch3d_modules() == before
-    assert sys.meta_path == meta_path
+    """Every test runs with the live oracle's PyTorch3D hidden (whether or not the parity tests
+    imported it earlier in this process), starts and ends with no alias installed and
+    sys.modules as it was."""
+    with pytorch3d_hidden():
+        compat.uninstall()
+        before = _pytorch3d_modules()
+        meta_path = list(sys.meta_path)
+        yield
+        compat.uninstall()
+        assert _pytorch3d_modules() == before
+        assert sys.meta_path == meta_path
 
 
 @pytest.fixture

@@ -249,6 +249,7 @@ def test_hat_inv_wrong_shape():
 
 def test_hat_inv_not_skew_symmetric():
     with pytest.raises(
-        ValueError, match=r"h: expected skew-symmetric matrices .* got \|h \+ h\^T\| up to 2"
+        ValueError,
+        match=r"One of input matrices is not skew-symmetric.*got \|h \+ h\^T\| up to 2",
     ):
         hat_inv(torch.eye(3)[None])

@@ -316,17 +316,17 @@ def test_points_wrong_rank():
         Transform3d().transform_points(torch.zeros(1, 2, 5, 3))
 
 
-def test_points_wrong_dtype():
-    with pytest.raises(
-        TypeError,
-        match=r"points: expected dtype torch\.float32 \(the transform's\), got torch\.float64",
-    ):
-        Transform3d().transform_points(torch.zeros(5, 3, dtype=torch.float64))
+def test_points_of_another_float_dtype_promote():
+    out = Translate(1.0, 2.0, 3.0).transform_points(torch.zeros(5, 3, dtype=torch.float64))
+    assert out.dtype == torch.float64
+    assert_close(out, torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64).expand(5, 3))
 
 
-def test_points_integer():
-    with pytest.raises(TypeError, match="points: expected a floating-point tensor"):
-        Transform3d().transform_points(torch.zeros(5, 3, dtype=torch.long))
+def test_points_integer_are_cast():
+    out = Translate(1.0, 2.0, 3.0).transform_points(torch.zeros(5, 3, dtype=torch.long))
+    assert out.dtype == torch.float32
+    with pytest.raises(TypeError, match=r"points: expected a real tensor, got dtype torch\.bool"):
+        Transform3d().transform_points(torch.zeros(5, 3, dtype=torch.bool))
 
 
 def test_points_batch_does_not_broadcast():
@@ -344,16 +344,16 @@ def test_negative_eps():
 
 def test_compose_with_non_transform():
     with pytest.raises(
-        TypeError, match=r"others\[0\]: expected a Transform3d, got tensor of shape \(4, 4\)"
+        ValueError,
+        match=r"Only possible to compose Transform3d objects.*others\[0\]: expected a Transform3d, got tensor of shape \(4, 4\)",
     ):
         Transform3d().compose(torch.eye(4))
 
 
-def test_compose_dtype_mismatch():
-    with pytest.raises(
-        TypeError, match=r"others\[0\]: expected dtype torch\.float32 .* got torch\.float64"
-    ):
-        Transform3d().compose(Transform3d(dtype=torch.float64))
+def test_compose_mixed_dtypes_promote():
+    composed = Scale(1.0).compose(Rotate(torch.eye(3, dtype=torch.float64)))
+    assert composed.dtype == torch.float64
+    assert_close(composed.get_matrix(), torch.eye(4, dtype=torch.float64)[None])
 
 
 def test_compose_batches_do_not_broadcast():
@@ -405,9 +405,8 @@ def test_rotate_wrong_shape():
         Rotate(torch.zeros(2, 4, 4))
 
 
-def test_rotate_integer():
-    with pytest.raises(TypeError, match="R: expected a floating-point tensor"):
-        Rotate(torch.eye(3, dtype=torch.long))
+def test_rotate_integer_is_cast():
+    assert Rotate(torch.eye(3, dtype=torch.long)).dtype == torch.float32
 
 
 def test_getitem_out_of_range():

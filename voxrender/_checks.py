@@ -8,13 +8,16 @@ the source. None of them reads tensor *values* (which would force a host-device 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
 
 __all__ = [
     "IndexOutOfRangeError",
+    "InputError",
     "as_batched_param",
+    "as_flag",
     "broadcast_batch_sizes",
     "check_choice",
     "check_floating",
@@ -213,3 +216,23 @@ def check_in_unit_interval(value: torch.Tensor, name: str) -> None:
 
 class IndexOutOfRangeError(IndexError, ValueError):
     """An index outside a batch: an ``IndexError`` (so iteration stops) and a ``ValueError``."""
+
+
+class InputError(TypeError, ValueError):
+    """A wrong type or form of an argument where PyTorch3D raises ``ValueError``.
+
+    Both a ``TypeError`` (what it is) and a ``ValueError`` (what PyTorch3D code catches).
+    """
+
+
+def as_flag(value: object, name: str) -> bool:
+    """A flag given as a bool or as the integers 0 / 1 (as PyTorch3D code often passes) -> bool.
+
+    Raises:
+        InputError: anything else (a number other than 0 / 1, a string, a tensor, ...).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(value)
+    raise InputError(f"{name}: expected a bool (or 0 / 1), got {describe(value)}")

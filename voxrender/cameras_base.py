@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import torch
 
 from ._checks import (
-    as_batched_param,
+    IndexOutOfRangeError,
+    InputError,
     broadcast_batch_sizes,
-    check_floating,
     check_same_device,
     check_shape,
     describe,
@@ -34,6 +34,8 @@ from .cameras_utils import (
     _expand,
     _host_values,
     _matrix_field,
+    _required,
+    _scalar_field,
     _user_dtype,
     _xy_field,
 )
@@ -109,7 +111,7 @@ class CamerasBase:
         trailing = self._FIELD_SHAPES[name]
         if trailing:
             return _matrix_field(value, name, trailing, dtype, device)
-        return as_batched_param(value, name, dtype=dtype, device=device)
+        return _scalar_field(value, name, dtype, device)
 
     def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
         """Check field values where that needs no device sync (override in subclasses).
@@ -159,35 +161,47 @@ class CamerasBase:
                 ``len(self)`` entries). Negative indices count from the end.
         """
         n = self._N
-        if isinstance(index, bool) or not isinstance(index, (int, list, torch.Tensor)):
-            raise TypeError(
-                f"index: expected an int, a list of ints or a Long/Bool tensor, got {describe(index)}"
+        valid = isinstance(index, (int, list)) or (
+            isinstance(index, torch.Tensor) and index.dtype in (torch.bool, torch.int64)
+        )
+        if not valid or (
+            isinstance(index, list)
+            and not all(isinstance(i, int) and not isinstance(i, bool) for i in index)
+        ):
+            raise InputError(
+                "Invalid index type, expected int, List[int] or Bool/LongTensor; got "
+                f"{type(index)!r} (index: expected an int, a list of ints or a 1-D Long/Bool "
+                f"tensor, got {describe(index)})"
+            )
+        if isinstance(index, bool):
+            raise IndexOutOfRangeError(
+                f"Index {index} is out of bounds for select cameras (index: expected an int, "
+                f"a list of ints or a Long/Bool tensor, got bool {index})"
             )
         if isinstance(index, int):
             index = [index]
         if isinstance(index, list):
-            if any(isinstance(i, bool) or not isinstance(i, int) for i in index):
-                raise TypeError(f"index: expected a list of ints, got {index!r}")
             bad = [i for i in index if not -n <= i < n]
             if bad:
-                raise IndexError(
-                    f"index: expected indices in [{-n}, {n}) for {n} cameras, got {bad[0]}"
+                raise IndexOutOfRangeError(
+                    f"Index {bad[0]} is out of bounds for select cameras (index: expected "
+                    f"indices in [{-n}, {n}) for {n} cameras, got {bad[0]})"
                 )
         elif index.dtype == torch.bool:
             if index.shape != (n,):
                 raise ValueError(
-                    f"index: expected a Bool mask of shape ({n},), got shape {tuple(index.shape)}"
+                    f"Boolean index of shape {index.shape} does not match cameras (index: "
+                    f"expected a Bool mask of shape ({n},), got shape {tuple(index.shape)})"
                 )
-        elif index.dtype in (torch.int64, torch.int32):
+        else:
             check_shape(index, "index", ndim=1, spec="(M,)")
             if index.device.type == "cpu" and index.numel():
                 bad = index[(index < -n) | (index >= n)]
                 if bad.numel():
-                    raise IndexError(
-                        f"index: expected indices in [{-n}, {n}) for {n} cameras, got {int(bad[0])}"
+                    raise IndexOutOfRangeError(
+                        f"Index {int(bad[0])} is out of bounds for select cameras (index: "
+                        f"expected indices in [{-n}, {n}) for {n} cameras, got {int(bad[0])})"
                     )
-        else:
-            raise TypeError(f"index: expected a Long or Bool tensor, got dtype {index.dtype}")
         kwargs = self._shared_kwargs()
         for name in self._FIELDS:
             value = getattr(self, name)
@@ -256,7 +270,8 @@ class CamerasBase:
         """
         self.R = self._override("R", kwargs)
         self.T = self._override("T", kwargs)
-        return _world_to_view(self.R, self.T)
+        owner = type(self).__name__
+        return _world_to_view(_required(self.R, "R", owner), _required(self.T, "T", owner))
 
     def get_full_projection_transform(self, **kwargs: Any) -> Transform3d:
         """World -> camera (NDC or screen) transform; ``kwargs`` override fields."""
@@ -328,25 +343,32 @@ class CamerasBase:
         )
         return to_screen.transform_points(points_ndc, eps=eps)
 
-    def _check_xy_depth(self, xy_depth: torch.Tensor) -> None:
-        """Shape, dtype, device and batch of an ``unproject_points`` input."""
-        check_floating(xy_depth, "xy_depth")
-        check_shape(xy_depth, "xy_depth", ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
-        if xy_depth.dtype != self.dtype:
-            raise TypeError(
-                f"xy_depth: expected dtype {self.dtype} (the cameras'), got {xy_depth.dtype}"
+    def _check_xy_depth(self, xy_depth: torch.Tensor) -> torch.Tensor:
+        """Shape, device and batch of an ``unproject_points`` input; integer input is cast to
+        the cameras' dtype (another float dtype promotes in the computation)."""
+        if not isinstance(xy_depth, torch.Tensor):
+            raise InputError(
+                f"xy_depth: expected a tensor of shape (P, 3) or (N, P, 3), got {describe(xy_depth)}"
             )
+        if not xy_depth.is_floating_point():
+            if xy_depth.dtype == torch.bool or xy_depth.is_complex():
+                raise InputError(f"xy_depth: expected a real tensor, got dtype {xy_depth.dtype}")
+            xy_depth = xy_depth.to(self.dtype)
+        check_shape(xy_depth, "xy_depth", ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
         check_same_device("xy_depth", xy_depth, self.device)
         if xy_depth.ndim == 3:
             broadcast_batch_sizes({"xy_depth.shape[0]": xy_depth.shape[0], "len(cameras)": self._N})
+        return xy_depth
 
     def get_camera_center(self, **kwargs: Any) -> torch.Tensor:
-        """Camera centres in world coordinates ``(N, 3)``: ``-T @ R^T``.
+        """Camera centres in world coordinates ``(N, 3)``: ``-T @ inverse(R)``.
 
-        ``R`` or ``T`` in ``kwargs`` override (and, as in PyTorch3D, replace) the camera's.
+        Read off the inverted world -> view transform, as in PyTorch3D (so the gradient w.r.t.
+        ``R`` is PyTorch3D's also for an ``R`` that is not exactly orthonormal). ``R`` or ``T``
+        in ``kwargs`` override (and, as in PyTorch3D, replace) the camera's.
         """
-        self.get_world_to_view_transform(**kwargs)
-        return -torch.matmul(self.T[:, None, :], self.R.transpose(1, 2))[:, 0]
+        world_to_view = self.get_world_to_view_transform(**kwargs)
+        return world_to_view.inverse().get_matrix()[:, 3, :3]
 
 
 # ---------------------------------------------------------------------------------------------

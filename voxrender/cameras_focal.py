@@ -27,10 +27,11 @@ from .cameras_utils import (
     _column_matrix_transform,
     _focal_length_field,
     _host_values,
+    _required,
     _sparse_matrix,
     _xy_field,
 )
-from .transforms import Transform3d
+from .transforms import SingularTransformError, Transform3d
 
 __all__ = [
     "OrthographicCameras",
@@ -82,6 +83,18 @@ def _focal_projection(
     return Transform3d._with_inverse(matrix, inverse)
 
 
+def _check_invertible(projection: Transform3d) -> None:
+    """A zero focal length makes the projection singular: PyTorch3D's unprojection fails in
+    ``torch.inverse``; here :class:`SingularTransformError` (a ``ValueError`` and
+    ``torch.linalg.LinAlgError``), where readable without a host sync."""
+    matrix = projection.get_matrix()
+    diagonal = _host_values(matrix, matrix[:, [0, 1], [0, 1]])
+    if diagonal is not None and not bool((matrix[:, [0, 1], [0, 1]] != 0).all()):
+        raise SingularTransformError(
+            "focal_length: expected non-zero values to unproject points, got 0"
+        )
+
+
 class _FocalCameras(CamerasBase):
     """Shared shell of :class:`PerspectiveCameras` and :class:`OrthographicCameras`."""
 
@@ -120,6 +133,11 @@ class _FocalCameras(CamerasBase):
         image_size: Sequence | torch.Tensor | None = None,
     ) -> None:
         self._in_ndc = _check_bool(in_ndc, "in_ndc")
+        if focal_length is None:  # PyTorch3D fails here too (with an AttributeError)
+            raise ValueError(
+                "focal_length: expected a number or a tensor of shape (), (N,), (N, 1) or "
+                "(N, 2), got None"
+            )
         self._init_fields(
             device,
             K=K,
@@ -131,12 +149,7 @@ class _FocalCameras(CamerasBase):
         )
 
     def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
-        """A focal length of 0 collapses the projection; image sizes must be >= 1 pixel."""
-        if "focal_length" in fields:
-            raw, converted = fields["focal_length"]
-            values = _host_values(raw, converted)
-            if values is not None and not bool((values != 0).all()):
-                raise ValueError("focal_length: expected non-zero values, got 0")
+        """Image sizes must be >= 1 pixel (PyTorch3D's check, at construction)."""
         if "image_size" in fields:
             _check_image_size_values(*fields["image_size"])
 
@@ -153,8 +166,9 @@ class _FocalCameras(CamerasBase):
         K = self._override("K", kwargs)
         if K is not None:
             return _column_matrix_transform(K)
-        focal = self._override("focal_length", kwargs)
-        principal = self._override("principal_point", kwargs)
+        owner = type(self).__name__
+        focal = _required(self._override("focal_length", kwargs), "focal_length", owner)
+        principal = _required(self._override("principal_point", kwargs), "principal_point", owner)
         return _focal_projection(focal, principal, self._ORTHOGRAPHIC)
 
     def get_principal_point(self, **kwargs: Any) -> torch.Tensor:
@@ -206,8 +220,10 @@ class _FocalCameras(CamerasBase):
         """
         _check_bool(world_coordinates, "world_coordinates")
         _check_bool(from_ndc, "from_ndc")
-        self._check_xy_depth(xy_depth)
+        xy_depth = self._check_xy_depth(xy_depth)
         to_camera = self.get_projection_transform(**kwargs)
+        if self._override("K", kwargs) is None:
+            _check_invertible(to_camera)
         if world_coordinates:
             to_camera = self.get_world_to_view_transform(**kwargs).compose(to_camera)
         if from_ndc and not self._in_ndc:

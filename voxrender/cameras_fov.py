@@ -25,9 +25,10 @@ from .cameras_utils import (
     _axis_affine,
     _BatchFloat,
     _check_bool,
-    _check_ordered,
     _column_matrix_transform,
     _first_bad,
+    _host_values,
+    _required,
     _sparse_matrix,
     _vector_field,
 )
@@ -83,7 +84,7 @@ class _NDCCameras(CamerasBase):
         if self._CHECK_UNPROJECT_FLAGS:
             _check_bool(world_coordinates, "world_coordinates")
             _check_bool(scaled_depth_input, "scaled_depth_input")
-        self._check_xy_depth(xy_depth)
+        xy_depth = self._check_xy_depth(xy_depth)
         projection = self.get_projection_transform(**kwargs)
         to_ndc = projection
         if world_coordinates:
@@ -109,10 +110,10 @@ class FoVPerspectiveCameras(_NDCCameras):
     (0 at ``znear``, 1 at ``zfar``).
 
     Args:
-        znear: near plane distance(s) ``> 0``: a float, a list or a tensor ``()`` / ``(N,)``.
-        zfar: far plane distance(s) ``> znear``, like ``znear``.
+        znear: near plane distance(s): a float, a list or a tensor ``()`` / ``(N,)`` / ``(N, 1)``.
+        zfar: far plane distance(s), like ``znear``.
         aspect_ratio: pixel aspect ratio(s) ``> 0`` (1 for square pixels), like ``znear``.
-        fov: vertical field(s) of view in ``(0, 180)`` degrees (``(0, pi)`` radians), like ``znear``.
+        fov: vertical field(s) of view (degrees or radians), like ``znear``.
         degrees: whether ``fov`` is in degrees.
         R: rotations ``(N, 3, 3)`` (world -> view: ``p @ R + T``).
         T: translations ``(N, 3)``.
@@ -120,8 +121,10 @@ class FoVPerspectiveCameras(_NDCCameras):
             PyTorch3D's); when given they replace the matrices built from the fields above.
         device: where the cameras live; tensors given are moved there.
 
-    Value checks (positivity, ``znear < zfar``, fov range) run at construction for Python
-    numbers and CPU tensors; values of accelerator tensors are not read (no host sync).
+    Values are checked where they are used (after per-call overrides), not at construction,
+    and only for what would make the projection non-finite (see ``_projection_fields``); values
+    of accelerator tensors are not read (no host sync). Per-camera values may also be ``(N, 1)``
+    tensors; integer tensors and nested lists are cast.
     """
 
     _FIELDS = ("K", "znear", "zfar", "aspect_ratio", "fov", "R", "T")
@@ -162,22 +165,41 @@ class FoVPerspectiveCameras(_NDCCameras):
             device, K=K, znear=znear, zfar=zfar, aspect_ratio=aspect_ratio, fov=fov, R=R, T=T
         )
 
-    def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
-        """Positivity, fov range and ``znear < zfar``, for values readable without a sync."""
-        values = self._host_field_values(fields, ("znear", "zfar", "aspect_ratio", "fov"))
+    def _projection_fields(self, kwargs: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+        """``znear, zfar, fov, aspect_ratio`` after the per-call overrides, checked where used.
+
+        Like PyTorch3D, construction takes any value (a placeholder ``fov=0.0`` included); a
+        value that would make the projection non-finite (``fov`` with ``tan(fov / 2) == 0``,
+        ``aspect_ratio == 0``, ``znear == 0``, ``zfar == znear``; PyTorch3D returns inf/NaN
+        there) raises ``ValueError`` here, where readable without a host sync (Python numbers,
+        CPU tensors).
+        """
+        owner = type(self).__name__
+        names = ("znear", "zfar", "fov", "aspect_ratio")
+        fields = [_required(self._override(k, kwargs), k, owner) for k in names]
+        values = {k: _host_values(v, v) for k, v in zip(names, fields, strict=True)}
         for name in ("znear", "aspect_ratio"):
             v = values[name]
-            if v is not None and not bool((v > 0).all()):
-                raise ValueError(f"{name}: expected values > 0, got {_first_bad(v, v > 0):g}")
+            if v is not None and not bool((v != 0).all()):
+                raise ValueError(f"{name}: expected non-zero values, got 0")
         fov = values["fov"]
         if fov is not None:
-            top, unit = (180.0, "degrees") if self.degrees else (math.pi, "radians")
-            ok = (fov > 0) & (fov < top)
+            degrees = _check_bool(kwargs.get("degrees", self.degrees), "degrees")
+            half = fov * (math.pi / 360 if degrees else 0.5)
+            ok = torch.tan(half) != 0
             if not bool(ok.all()):
                 raise ValueError(
-                    f"fov: expected values in (0, {top:g}) {unit}, got {_first_bad(fov, ok):g}"
+                    f"fov: expected a field of view with tan(fov / 2) != 0, "
+                    f"got {_first_bad(fov, ok):g} {'degrees' if degrees else 'radians'}"
                 )
-        _check_ordered(values, "znear", "zfar")
+        near, far = values["znear"], values["zfar"]
+        if near is not None and far is not None:
+            near, far = torch.broadcast_tensors(near, far)
+            if not bool((far != near).all()):
+                raise ValueError(
+                    f"zfar: expected values != znear, got {_first_bad(far, far != near):g}"
+                )
+        return tuple(fields)
 
     def is_perspective(self) -> bool:
         return True
@@ -197,12 +219,9 @@ class FoVPerspectiveCameras(_NDCCameras):
                 sizes 1 and ``len(self)`` broadcast to ``len(self)``.
             degrees: whether ``fov`` is in degrees.
         """
-        _check_bool(degrees, "degrees")
-        names = ("znear", "zfar", "fov", "aspect_ratio")
-        fields = [
-            self._override(k, {k: v})
-            for k, v in zip(names, (znear, zfar, fov, aspect_ratio), strict=True)
-        ]
+        degrees = _check_bool(degrees, "degrees")
+        given = {"znear": znear, "zfar": zfar, "fov": fov, "aspect_ratio": aspect_ratio}
+        fields = self._projection_fields({**given, "degrees": degrees})
         return _fov_projection(*fields, degrees)[0].transpose(1, 2)
 
     def get_projection_transform(self, **kwargs: Any) -> Transform3d:
@@ -216,13 +235,7 @@ class FoVPerspectiveCameras(_NDCCameras):
         if K is not None:
             return _column_matrix_transform(K)
         degrees = _check_bool(kwargs.get("degrees", self.degrees), "degrees")
-        matrix, inverse = _fov_projection(
-            self._override("znear", kwargs),
-            self._override("zfar", kwargs),
-            self._override("fov", kwargs),
-            self._override("aspect_ratio", kwargs),
-            degrees,
-        )
+        matrix, inverse = _fov_projection(*self._projection_fields(kwargs), degrees)
         return Transform3d._with_inverse(matrix, inverse)
 
 
@@ -300,7 +313,7 @@ class FoVOrthographicCameras(_NDCCameras):
             they replace the matrices built from the fields above.
         device: where the cameras live; tensors given are moved there.
 
-    Value checks run at construction for Python numbers and CPU tensors (no host sync).
+    Values are checked where they are used, after per-call overrides (no host sync).
     """
 
     _FIELDS = ("K", "znear", "zfar", "R", "T", "max_y", "min_y", "max_x", "min_x", "scale_xyz")
@@ -355,16 +368,35 @@ class FoVOrthographicCameras(_NDCCameras):
             T=T,
         )
 
-    def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
-        """Ordered bounds (``zfar > znear``, ``max > min``) and non-zero scales, without a sync."""
-        values = self._host_field_values(
-            fields, ("znear", "zfar", "max_x", "min_x", "max_y", "min_y", "scale_xyz")
-        )
-        scale = values["scale_xyz"]
-        if scale is not None and not bool((scale != 0).all()):
-            raise ValueError("scale_xyz: expected non-zero values, got 0")
+    _AXES: ClassVar[tuple[str, ...]] = (
+        "znear",
+        "zfar",
+        "max_x",
+        "min_x",
+        "max_y",
+        "min_y",
+        "scale_xyz",
+    )
+
+    def _projection_fields(self, kwargs: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+        """The box and scales after the per-call overrides, checked where used.
+
+        Like PyTorch3D, construction takes any value; an empty extent (``max_x == min_x``,
+        ``max_y == min_y`` or ``zfar == znear``, where PyTorch3D divides by zero) raises
+        ``ValueError`` here, where readable without a host sync.
+        """
+        owner = type(self).__name__
+        fields = [_required(self._override(k, kwargs), k, owner) for k in self._AXES]
+        values = {k: _host_values(v, v) for k, v in zip(self._AXES, fields, strict=True)}
         for low, high in (("znear", "zfar"), ("min_x", "max_x"), ("min_y", "max_y")):
-            _check_ordered(values, low, high)
+            lo, hi = values[low], values[high]
+            if lo is not None and hi is not None:
+                lo, hi = torch.broadcast_tensors(lo, hi)
+                if not bool((hi != lo).all()):
+                    raise ValueError(
+                        f"{high}: expected values != {low}, got {_first_bad(hi, hi != lo):g}"
+                    )
+        return tuple(fields)
 
     def is_perspective(self) -> bool:
         return False
@@ -383,9 +415,8 @@ class FoVOrthographicCameras(_NDCCameras):
             znear, zfar, max_x, min_x, max_y, min_y: floats, lists or tensors ``()`` / ``(N,)``.
             scale_xyz: ``(3,)`` or ``(N, 3)``.
         """
-        names = ("znear", "zfar", "max_x", "min_x", "max_y", "min_y", "scale_xyz")
         given = (znear, zfar, max_x, min_x, max_y, min_y, scale_xyz)
-        fields = [self._override(k, {k: v}) for k, v in zip(names, given, strict=True)]
+        fields = self._projection_fields(dict(zip(self._AXES, given, strict=True)))
         scale, shift = _fov_orthographic_axes(*fields)
         return _axis_affine(scale, shift).get_matrix().transpose(1, 2)
 
@@ -399,6 +430,5 @@ class FoVOrthographicCameras(_NDCCameras):
         K = self._override("K", kwargs)
         if K is not None:
             return _column_matrix_transform(K)
-        names = ("znear", "zfar", "max_x", "min_x", "max_y", "min_y", "scale_xyz")
-        scale, shift = _fov_orthographic_axes(*(self._override(k, kwargs) for k in names))
+        scale, shift = _fov_orthographic_axes(*self._projection_fields(kwargs))
         return _axis_affine(scale, shift)

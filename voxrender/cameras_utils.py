@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_floating, check_shape, describe
+from ._checks import InputError, as_batched_param, as_flag, check_shape, describe
 from .transforms import Transform3d, _affine_matrix, _numerical_inverse
 
 __all__: list[str] = []
@@ -43,35 +43,64 @@ def _user_dtype(values: Sequence[object], defaults: Sequence[object] = ()) -> to
     return torch.get_default_dtype() if dtype is None else dtype
 
 
+def _geometry_tensor(
+    value: object, name: str, spec: str, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A real tensor or a nested sequence of numbers -> a tensor in ``dtype`` (graph kept).
+
+    Integer tensors and nested lists are cast (as PyTorch3D does); booleans, complex numbers and
+    anything else raise :class:`~voxrender._checks.InputError` (a ``TypeError`` and ``ValueError``).
+    """
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise InputError(
+                f"{name}: expected a real tensor of shape {spec}, got dtype {value.dtype}"
+            )
+        return value.to(device=device, dtype=dtype)
+    if isinstance(value, (list, tuple)):
+        try:
+            return torch.tensor(value, dtype=dtype, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    raise InputError(f"{name}: expected a tensor of shape {spec}, got {describe(value)}")
+
+
 def _matrix_field(
     value: object, name: str, trailing: tuple[int, ...], dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
-    """A floating tensor ``(N, *trailing)``, checked, cast and moved (graph kept)."""
+    """A tensor (or nested sequence) ``(N, *trailing)`` -> checked, cast and moved (graph kept)."""
     spec = "(N, " + ", ".join(map(str, trailing)) + ")"
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape {spec}, got {describe(value)}")
-    check_shape(value, name, ndim=len(trailing) + 1, last=trailing, spec=spec)
-    check_floating(value, name)
-    return value.to(device=device, dtype=dtype)
+    tensor = _geometry_tensor(value, name, spec, dtype, device)
+    check_shape(tensor, name, ndim=len(trailing) + 1, last=trailing, spec=spec)
+    return tensor
+
+
+def _scalar_field(
+    value: object, name: str, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A per-camera number: a number, a list, or a tensor ``()``, ``(N,)`` or ``(N, 1)`` -> ``(N,)``."""
+    if isinstance(value, torch.Tensor) and value.ndim == 2 and value.shape[1] == 1:
+        value = value[:, 0]  # (N, 1) -> (N,)
+    return as_batched_param(value, name, dtype=dtype, device=device)
 
 
 def _vector_field(
     value: object, name: str, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
-    """A 3-vector or a batch of them (tensor or nested sequence) -> ``(N, 3)``."""
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
-        check_shape(value, name, ndim=(1, 2), last=(3,), spec="(3,) or (N, 3)")
-        return value.reshape(-1, 3).to(device=device, dtype=dtype)
-    try:
-        tensor = torch.tensor(value, dtype=dtype, device=device)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(
-            f"{name}: expected a tensor or a sequence of 3-vectors, got {describe(value)}"
-        ) from None
+    """A 3-vector or a batch of them (tensor, integer tensor or nested sequence) -> ``(N, 3)``."""
+    tensor = _geometry_tensor(value, name, "(3,) or (N, 3)", dtype, device)
     check_shape(tensor, name, ndim=(1, 2), last=(3,), spec="(3,) or (N, 3)")
     return tensor.reshape(-1, 3)
+
+
+def _required(value: torch.Tensor | None, name: str, owner: str) -> torch.Tensor:
+    """``value``, or a clear ``ValueError`` where a field set to None is needed."""
+    if value is None:
+        raise ValueError(
+            f"{name}: expected a tensor, got None ({owner} was made with {name}=None; give "
+            f"{name} to the camera or to this call)"
+        )
+    return value
 
 
 def _expand(tensor: torch.Tensor, n: int) -> torch.Tensor:
@@ -114,9 +143,8 @@ def _check_ordered(values: dict[str, torch.Tensor | None], low: str, high: str) 
 
 
 def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {describe(value)}")
-    return value
+    """A flag: a bool or 0 / 1 (as PyTorch3D code passes them) -> bool."""
+    return as_flag(value, name)
 
 
 def _sparse_matrix(
@@ -151,14 +179,14 @@ def _real_tensor(
     """A number, a nested sequence of numbers or a real tensor -> a tensor (shape as given)."""
     if isinstance(value, torch.Tensor):
         if value.dtype == torch.bool or value.is_complex():
-            raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
+            raise InputError(f"{name}: expected a real tensor, got dtype {value.dtype}")
         return value.to(device=device, dtype=dtype)
     if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
-        raise TypeError(f"{name}: expected {forms}, got {describe(value)}")
+        raise InputError(f"{name}: expected {forms}, got {describe(value)}")
     try:
         return torch.tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name}: expected {forms}, got {describe(value)}") from None
+        raise InputError(f"{name}: expected {forms}, got {describe(value)}") from None
 
 
 def _focal_length_field(
@@ -175,10 +203,14 @@ def _focal_length_field(
 
 
 def _xy_field(value: object, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A pair ``(2,)`` or a batch of pairs ``(N, 2)`` (tensor or sequence) -> ``(N, 2)``."""
+    """A pair ``(2,)`` or a batch of pairs ``(N, 2)`` / ``(N, 2, 1)`` (tensor or sequence) -> ``(N, 2)``."""
     tensor = _real_tensor(value, name, dtype, device, "a pair or a tensor of shape (N, 2)")
+    if tensor.ndim == 3 and tensor.shape[2] == 1:
+        tensor = tensor[..., 0]  # (N, 2, 1) -> (N, 2), as PyTorch3D accepts
     if tensor.ndim not in (1, 2) or tensor.shape[-1] != 2 or tensor.shape[0] == 0:
-        raise ValueError(f"{name}: expected shape (2,) or (N, 2), got shape {tuple(tensor.shape)}")
+        raise ValueError(
+            f"{name}: expected shape (2,), (N, 2) or (N, 2, 1), got shape {tuple(tensor.shape)}"
+        )
     return tensor.reshape(-1, 2)
 
 

@@ -20,14 +20,20 @@ __all__ = [
 
 
 def _world_to_view(R: torch.Tensor, T: torch.Tensor) -> Transform3d:
-    """``p -> p @ R + T`` as a Transform3d with a closed-form inverse (no validation)."""
+    """``p -> p @ R + T`` as ``Rotate(R).compose(Translate(T))`` (no validation).
+
+    As in PyTorch3D, the rotation is the composition's first factor, so :meth:`inverse` (and the
+    camera centre, the unprojection) inverts ``R`` numerically: gradients w.r.t. ``R`` are
+    PyTorch3D's also where ``R`` is not exactly orthonormal.
+    """
+    n = max(R.shape[0], T.shape[0])
+    zero = T.new_zeros(1, 3)
+    eye = torch.eye(3, dtype=T.dtype, device=T.device)[None]
+    rotation = _affine_matrix(R, zero).expand(n, 4, 4)  # (N, 4, 4)
+    translation = _affine_matrix(eye, T).expand(n, 4, 4)
     matrix = _affine_matrix(R, T)  # (N, 4, 4)
-
-    def inverse() -> torch.Tensor:
-        rt = R.transpose(1, 2)
-        return _affine_matrix(rt, -torch.matmul(T[:, None, :], rt)[:, 0])
-
-    return Transform3d._with_inverse(matrix, inverse)
+    inverse_translation = lambda: _affine_matrix(eye, -T).expand(n, 4, 4)  # noqa: E731
+    return Transform3d._composed(matrix, ((rotation, None), (translation, inverse_translation)))
 
 
 def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> Transform3d:

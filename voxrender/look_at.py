@@ -83,6 +83,22 @@ def _normalize(v: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(v, dim=1, eps=1e-5)
 
 
+def _check_distinct(position: torch.Tensor, at: torch.Tensor, name: str) -> None:
+    """Refuse a camera at the point it looks at (no viewing direction; PyTorch3D returns a
+    matrix that is not a rotation), where readable without a host sync (CPU, not compiling)."""
+    if position.device.type != "cpu" or torch.compiler.is_compiling():
+        return
+    with torch.no_grad():
+        distance = (at - position).norm(dim=1)  # (N,)
+        close = distance < 1e-5
+        if bool(close.any()):
+            i = int(close.nonzero()[0, 0])
+            raise ValueError(
+                f"{name}: expected the camera away from `at` (|at - camera position| >= 1e-5), "
+                f"got distance {float(distance[i]):g} for camera {i}"
+            )
+
+
 def _look_at_rotation(position: torch.Tensor, at: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     z_axis = _normalize(at - position)  # (N, 3)
     side = torch.cross(up, z_axis, dim=1)  # (N, 3)
@@ -118,6 +134,7 @@ def look_at_rotation(
         Rotations ``(N, 3, 3)`` whose columns are the camera's x, y, z axes in world space.
     """
     _, v = _broadcast_inputs({}, {"camera_position": camera_position, "at": at, "up": up}, device)
+    _check_distinct(v["camera_position"], v["at"], "camera_position")
     return _look_at_rotation(v["camera_position"], v["at"], v["up"])
 
 
@@ -155,6 +172,7 @@ def look_at_view_transform(
             {"dist": dist, "elev": elev, "azim": azim}, {"at": at, "up": up}, device
         )
         position = _spherical_to_position(s["dist"], s["elev"], s["azim"], degrees) + v["at"]
+    _check_distinct(position, v["at"], "eye" if eye is not None else "dist")
     R = _look_at_rotation(position, v["at"], v["up"])
     T = -torch.matmul(R.transpose(1, 2), position[:, :, None])[:, :, 0]
     return R, T

@@ -4,10 +4,12 @@ A rotation by angle ``theta`` about the unit axis ``a`` is written as the 3-vect
 ``log_rot = theta * a`` (its norm is the angle, its direction the axis). Matrices act on column
 vectors here (``R @ x``), as in PyTorch3D's ``so3`` module.
 
-Both maps are exact to rounding: small angles use series expansions instead of ``sin(x) / x``
-style divisions, so values *and* gradients stay finite and accurate at and near the identity.
-The logarithm also handles angles near ``pi`` through the symmetric part of ``R``; at exactly
-``pi`` the sign of the axis is a free choice (PyTorch3D makes one too).
+The exponential map is exact to rounding: small angles use series expansions instead of
+``sin(x) / x`` style divisions, so values *and* gradients stay finite and accurate at and near
+the identity. The logarithm goes through the best-conditioned quaternion of ``R`` (accurate over
+the whole range, angle ``pi`` included, where the sign of the axis is a free choice), the same
+formula as PyTorch3D's: its gradients w.r.t. ``R`` are PyTorch3D's for any ``R``, also one that
+is not exactly a rotation.
 
 Dimensions:
     ``N``: rotations in the batch.
@@ -24,9 +26,6 @@ __all__ = ["hat", "hat_inv", "so3_exp_map", "so3_log_map"]
 # Below this squared angle (or squared sine of the angle) the maps switch to series expansions;
 # with the terms kept, the truncation error is far below float64 rounding.
 _SERIES_BELOW = 1e-3
-# Above ``pi - acos(0.9)``, about 154 degrees, the logarithm reads the axis off the symmetric part
-# of ``R`` instead of its (vanishing) skew part.
-_NEAR_PI_COS = -0.9
 # Largest allowed ``|h + h^T|`` entry for ``hat_inv`` (PyTorch3D's tolerance).
 _SKEW_TOL = 1e-5
 
@@ -59,24 +58,23 @@ def hat_inv(h: torch.Tensor) -> torch.Tensor:
     """Skew-symmetric matrices -> the 3-vectors they cross with (the inverse of :func:`hat`).
 
     Args:
-        h: skew-symmetric matrices ``(N, 3, 3)``. On the CPU a matrix farther than ``1e-5`` from
-            skew-symmetric raises ``ValueError``; on an accelerator the same check is queued on
-            the device (no host sync) and fails at the next synchronisation.
+        h: skew-symmetric matrices ``(N, 3, 3)``. A matrix farther than ``1e-5`` from
+            skew-symmetric raises ``ValueError`` (one host read, as in PyTorch3D; skipped while
+            compiling).
 
     Returns:
         Vectors ``(N, 3)``.
     """
     check_floating(h, "h")
     check_shape(h, "h", ndim=3, last=(3, 3), spec="(N, 3, 3)")
-    asymmetry = (h + h.transpose(-1, -2)).abs().amax() if h.numel() else h.new_zeros(())
-    if h.device.type == "cpu" and not torch.compiler.is_compiling():
+    if h.numel() and not torch.compiler.is_compiling():
+        # One host read, as in PyTorch3D (hat_inv is not a hot path); never a device assertion.
+        asymmetry = float((h + h.transpose(-1, -2)).abs().amax())
         if asymmetry > _SKEW_TOL:
             raise ValueError(
-                f"h: expected skew-symmetric matrices (|h + h^T| <= {_SKEW_TOL:g}), "
-                f"got |h + h^T| up to {float(asymmetry):.3g}"
+                f"One of input matrices is not skew-symmetric. (h: expected skew-symmetric "
+                f"matrices, |h + h^T| <= {_SKEW_TOL:g}, got |h + h^T| up to {asymmetry:.3g})"
             )
-    else:
-        torch._assert_async(asymmetry <= _SKEW_TOL, "h: expected skew-symmetric matrices")
     return torch.stack((h[:, 2, 1], h[:, 0, 2], h[:, 1, 0]), dim=-1)
 
 
@@ -122,42 +120,64 @@ def so3_exp_map(log_rot: torch.Tensor, eps: float = 0.0001) -> torch.Tensor:
     return eye + a * skew + b * torch.bmm(skew, skew)
 
 
-def _angle_over_sin(sin_sq: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
-    """``t / sin(t)`` for angles ``t`` in ``[0, pi)`` away from ``pi``, from ``sin(t)**2`` and ``cos(t)``.
+def _sqrt_positive(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(max(x, 0))`` with a zero (not NaN) gradient where ``x <= 0``."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), 0.0)
 
-    Small angles use the series of ``asin(s) / s`` in ``s = sin(t)``; the others
-    ``atan2(sin, cos) / sin`` with a stand-in ``sin`` on the series rows (finite, unused).
+
+def _matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``(N, 3, 3)`` -> unit quaternions ``(N, 4)`` (real part first, >= 0).
+
+    Each of the four components ``|q_i|`` follows from the diagonal; the quaternion is read off
+    the row of ``q q^T`` (from the off-diagonal sums and differences) whose ``|q_i|`` is largest,
+    the best conditioned one. The same formula as PyTorch3D's, so the gradients w.r.t. any
+    ``R`` (also one not exactly orthonormal) are PyTorch3D's.
     """
-    series_rows = sin_sq < _SERIES_BELOW
-    s = sin_sq
-    series = 1 + s * (1 / 6 + s * (3 / 40 + s * (5 / 112 + s * (35 / 1152))))
-    sin = torch.sqrt(torch.where(series_rows, torch.ones_like(sin_sq), sin_sq))
-    return torch.where(series_rows, series, torch.atan2(sin, cos) / sin)
+    m = R.reshape(-1, 9).unbind(-1)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
+    q_abs = _sqrt_positive(
+        torch.stack(
+            (
+                1.0 + m00 + m11 + m22,
+                1.0 + m00 - m11 - m22,
+                1.0 - m00 + m11 - m22,
+                1.0 - m00 - m11 + m22,
+            ),
+            dim=-1,
+        )
+    )  # (N, 4)
+    a, b, c = m21 - m12, m02 - m20, m10 - m01  # 4 q_r q_(i, j, k)
+    d, e, f = m10 + m01, m02 + m20, m12 + m21  # 4 q_i q_j, 4 q_i q_k, 4 q_j q_k
+    sq = q_abs * q_abs
+    outer = torch.stack(
+        (
+            torch.stack((sq[:, 0], a, b, c), -1),
+            torch.stack((a, sq[:, 1], d, e), -1),
+            torch.stack((b, d, sq[:, 2], f), -1),
+            torch.stack((c, e, f, sq[:, 3]), -1),
+        ),
+        dim=-2,
+    )  # (N, 4, 4): row i is 4 q_i q
+    floor = q_abs.new_tensor(0.1)  # rows with a small |q_i| are never picked
+    candidates = outer / (2.0 * q_abs[..., None].max(floor))  # (N, 4, 4)
+    pick = q_abs.argmax(dim=-1)[:, None, None].expand(-1, 1, 4)  # (N, 1, 4)
+    q = torch.gather(candidates, 1, pick)[:, 0]  # (N, 4)
+    return torch.where(q[:, :1] < 0, -q, q)
 
 
-def _axis_from_symmetric_part(
-    rot: torch.Tensor, cos: torch.Tensor, skew_vec: torch.Tensor
-) -> torch.Tensor:
-    """Unit rotation axes ``(N, 3)`` from ``(R + R^T)/2 - cos * I = (1 - cos) * a a^T``.
-
-    Well conditioned for angles near ``pi``, where the skew part of ``R`` vanishes. The sign is
-    chosen to agree with the skew part (``sin(t) * a``), which is positive for ``t < pi``.
-    """
-    eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
-    outer = 0.5 * (rot + rot.transpose(-1, -2)) - cos[:, None, None] * eye  # (N, 3, 3)
-    pick = torch.diagonal(outer, dim1=-2, dim2=-1).argmax(-1)  # (N,) largest |a_i|
-    column = torch.gather(outer, 2, pick[:, None, None].expand(-1, 3, 1))[..., 0]  # (N, 3)
-    axis = torch.nn.functional.normalize(column, dim=-1, eps=1e-12)
-    flip = (axis * skew_vec).sum(-1, keepdim=True) < 0
-    return torch.where(flip, -axis, axis)
+def _quaternion_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
+    """Quaternions ``(N, 4)`` (real part first) -> axis-angle vectors ``(N, 3)``."""
+    sin_half = torch.norm(q[:, 1:], p=2, dim=-1, keepdim=True)  # (N, 1)
+    half = torch.atan2(sin_half, q[:, :1])  # (N, 1), in [0, pi/2] for q_r >= 0
+    return q[:, 1:] / (0.5 * torch.sinc(half / torch.pi))
 
 
 def so3_log_map(R: torch.Tensor, eps: float = 0.0001, cos_bound: float = 1e-4) -> torch.Tensor:
     """Rotation matrices -> axis-angle 3-vectors (the inverse of :func:`so3_exp_map`).
 
-    The angle is ``atan2(sin, cos)`` with ``sin`` from the skew part and ``cos`` from the trace
-    of ``R``, so it is accurate over the whole range; the result has norm in ``[0, pi]``.
-    Differentiable everywhere except at angle ``pi`` (where the logarithm itself is not).
+    Through the best-conditioned unit quaternion of ``R`` (PyTorch3D's formula, hence its
+    gradients also off the rotation group); the result has norm in ``[0, pi]``.
 
     Args:
         R: rotation matrices ``(N, 3, 3)``, acting on column vectors.
@@ -171,17 +191,4 @@ def so3_log_map(R: torch.Tensor, eps: float = 0.0001, cos_bound: float = 1e-4) -
     check_shape(R, "R", ndim=3, last=(3, 3), spec="(N, 3, 3)")
     _check_eps(eps, "eps")
     _check_eps(cos_bound, "cos_bound")
-    skew_vec = 0.5 * torch.stack(
-        (R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]), dim=-1
-    )  # (N, 3) = sin(t) * axis
-    cos = 0.5 * (R[:, 0, 0] + R[:, 1, 1] + R[:, 2, 2] - 1)  # (N,)
-    sin_sq = (skew_vec * skew_vec).sum(-1)  # (N,)
-    near_pi = cos < _NEAR_PI_COS  # (N,)
-    # Rows near pi get stand-in values in the general branch and vice versa: every branch stays
-    # finite (values and gradients), so torch.where can pick without NaN leaking into gradients.
-    one = torch.ones_like(sin_sq)
-    general = _angle_over_sin(torch.where(near_pi, one, sin_sq), cos)[:, None] * skew_vec
-    tiny = torch.finfo(R.dtype).tiny ** 0.5
-    angle = torch.atan2(torch.sqrt(sin_sq.clamp(min=tiny)), cos)  # (N,)
-    at_pi = angle[:, None] * _axis_from_symmetric_part(R, cos, skew_vec)  # (N, 3)
-    return torch.where(near_pi[:, None], at_pi, general)
+    return _quaternion_to_axis_angle(_matrix_to_quaternion(R))

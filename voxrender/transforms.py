@@ -24,6 +24,7 @@ import torch
 
 from ._checks import (
     IndexOutOfRangeError,
+    InputError,
     broadcast_batch_sizes,
     check_floating,
     check_positive_number,
@@ -80,11 +81,29 @@ def _broadcast_matmul(a: torch.Tensor, b: torch.Tensor, what: str = "transforms"
     return torch.matmul(a, b)
 
 
+class SingularTransformError(ValueError, torch.linalg.LinAlgError):
+    """A transform to invert is singular (a ``ValueError`` and ``torch.linalg.LinAlgError``)."""
+
+
 def _numerical_inverse(matrix: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``(N, 4, 4)`` matrices; on accelerators without an error check (no sync)."""
+    """Inverse of ``(N, 4, 4)`` matrices (``torch.linalg.inv``, PyTorch3D's gradients).
+
+    On the CPU a singular matrix raises :class:`SingularTransformError`; on accelerators there
+    is no error check (it would need a host sync).
+    """
     if matrix.device.type == "cpu":
-        return torch.linalg.inv(matrix)
+        try:
+            return torch.linalg.inv(matrix)
+        except torch.linalg.LinAlgError as e:
+            raise SingularTransformError(
+                f"Transform3d.inverse: expected invertible matrices, got a singular one "
+                f"({str(e).splitlines()[0]})"
+            ) from None
     return torch.linalg.inv_ex(matrix).inverse
+
+
+def _cast(fn: Callable[[], torch.Tensor] | None, dtype: torch.dtype):
+    return None if fn is None else (lambda: fn().to(dtype))
 
 
 def _factor_inverse(factor: _Factor) -> torch.Tensor:
@@ -142,6 +161,13 @@ class Transform3d:
         """A transform with matrix ``(N, 4, 4)`` whose inverse ``inverse_fn`` computes."""
         return cls._from_factors(((matrix, inverse_fn),))
 
+    @classmethod
+    def _composed(cls, matrix: torch.Tensor, factors: Sequence[_Factor]) -> Transform3d:
+        """A composition whose product ``matrix`` ``(N, 4, 4)`` is already known."""
+        out = Transform3d.__new__(Transform3d)
+        out._set(matrix, tuple(factors))
+        return out
+
     # ------------------------------------------------------------------ batch and accessors
 
     def __len__(self) -> int:
@@ -182,18 +208,30 @@ class Transform3d:
     # ------------------------------------------------------------------ algebra
 
     def compose(self, *others: Transform3d) -> Transform3d:
-        """The transform applying ``self`` first, then each of ``others`` in order."""
+        """The transform applying ``self`` first, then each of ``others`` in order.
+
+        As in PyTorch3D, the result forgets how to invert ``self``'s own first factor in closed
+        form (:meth:`inverse` inverts it numerically, whatever its kind), while the factors of
+        ``others`` keep theirs; so ``Rotate(R).compose(t).inverse()`` uses ``inverse(R)`` and
+        ``t.compose(Rotate(R)).inverse()`` uses ``R^T``, with PyTorch3D's gradients for any
+        ``R``. Mixed float dtypes promote.
+        """
         for i, other in enumerate(others):
             if not isinstance(other, Transform3d):
-                raise TypeError(f"others[{i}]: expected a Transform3d, got {describe(other)}")
-            if other.dtype != self.dtype:
-                raise TypeError(
-                    f"others[{i}]: expected dtype {self.dtype} (this transform's), got {other.dtype}"
+                raise ValueError(
+                    f"Only possible to compose Transform3d objects; got {type(other)} "
+                    f"(others[{i}]: expected a Transform3d, got {describe(other)})"
                 )
             check_same_device(f"others[{i}]", other._matrix, self.device)
-        factors = list(self._factors)
+        dtype = self.dtype
+        for other in others:
+            dtype = torch.promote_types(dtype, other.dtype)
+        head, *rest = self._factors
+        factors = [(head[0], None), *rest]
         for other in others:
             factors.extend(other._factors)
+        if any(m.dtype != dtype for m, _ in factors):
+            factors = [(m.to(dtype), _cast(fn, dtype)) for m, fn in factors]
         return Transform3d._from_factors(factors)
 
     def inverse(self, invert_composed: bool = False) -> Transform3d:
@@ -201,16 +239,18 @@ class Transform3d:
 
         Args:
             invert_composed: if True, invert the composed matrix numerically; if False (default),
-                invert each factor (in closed form for translations, rotations and scalings) and
-                compose the inverses in reverse order.
+                invert each factor (in closed form for translations, rotations and scalings that
+                were not the first factor of a composition, else numerically, as PyTorch3D does)
+                and compose the inverses in reverse order.
+
+        On the CPU a singular matrix to invert raises :class:`SingularTransformError` (a
+        ``ValueError`` and ``torch.linalg.LinAlgError``, like PyTorch3D's error); on
+        accelerators nothing is checked (a check would need a host sync) and the result holds
+        inf/NaN.
         """
-        if invert_composed or (len(self._factors) == 1 and self._factors[0][1] is None):
-            matrix = self._matrix
-            return Transform3d._with_inverse(_numerical_inverse(matrix), lambda: matrix)
-        inverted: list[_Factor] = []
-        for factor in reversed(self._factors):
-            forward = factor[0]
-            inverted.append((_factor_inverse(factor), lambda forward=forward: forward))
+        if invert_composed:
+            return Transform3d._from_factors(((_numerical_inverse(self._matrix), None),))
+        inverted = [(_factor_inverse(f), None) for f in reversed(self._factors)]
         return Transform3d._from_factors(inverted)
 
     def stack(self, *others: Transform3d) -> Transform3d:
@@ -223,18 +263,27 @@ class Transform3d:
     # ------------------------------------------------------------------ application
 
     def _check_points(self, points: torch.Tensor, name: str) -> torch.Tensor:
-        check_floating(points, name)
-        check_shape(points, name, ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
-        if points.dtype != self.dtype:
-            raise TypeError(
-                f"{name}: expected dtype {self.dtype} (the transform's), got {points.dtype}"
+        """Checked points; integer points are cast to the transform's dtype."""
+        if not isinstance(points, torch.Tensor):
+            raise InputError(
+                f"{name}: expected a tensor of shape (P, 3) or (N, P, 3), got {describe(points)}"
             )
+        if not points.is_floating_point():
+            if points.dtype == torch.bool or points.is_complex():
+                raise InputError(f"{name}: expected a real tensor, got dtype {points.dtype}")
+            points = points.to(self.dtype)
+        check_shape(points, name, ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
         check_same_device(name, points, self.device)
         if points.ndim == 3:
             broadcast_batch_sizes(
                 {f"{name}.shape[0]": points.shape[0], "len(transform)": len(self)}
             )
         return points
+
+    def _matrix_for(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The matrix and the points in their promoted dtype (mixed float dtypes compute)."""
+        dtype = torch.promote_types(self.dtype, points.dtype)
+        return self._matrix.to(dtype), points.to(dtype)
 
     @staticmethod
     def _unbatch(out: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -252,10 +301,10 @@ class Transform3d:
         Returns:
             ``(N, P, 3)``, or ``(P, 3)`` when both the points are ``(P, 3)`` and ``N == 1``.
         """
-        self._check_points(points, "points")
+        points = self._check_points(points, "points")
         if eps is not None:
             check_positive_number(eps, "eps", allow_zero=True)
-        matrix = self._matrix
+        matrix, points = self._matrix_for(points)
         out = torch.matmul(points, matrix[:, :3, :]) + matrix[:, 3:, :]  # (N, P, 4)
         denom = out[..., 3:]  # (N, P, 1)
         if eps is not None:
@@ -272,8 +321,9 @@ class Transform3d:
         Returns:
             ``(N, P, 3)``, or ``(P, 3)`` when both the normals are ``(P, 3)`` and ``N == 1``.
         """
-        self._check_points(normals, "normals")
-        inverse = self.inverse().get_matrix()[:, :3, :3]  # (N, 3, 3)
+        normals = self._check_points(normals, "normals")
+        inverse, normals = self.inverse()._matrix_for(normals)
+        inverse = inverse[:, :3, :3]  # (N, 3, 3)
         out = torch.matmul(normals, inverse.transpose(1, 2))  # (N, P, 3)
         return self._unbatch(out, normals)
 
@@ -294,8 +344,11 @@ class Transform3d:
     # ------------------------------------------------------------------ devices and copies
 
     def clone(self) -> Transform3d:
-        """A copy with its own tensors (still attached to the autograd graph)."""
-        factors = tuple((m.clone(), fn) for m, fn in self._factors)
+        """A copy with its own tensors (still attached to the autograd graph).
+
+        As in PyTorch3D, the copy inverts every factor numerically.
+        """
+        factors = tuple((m.clone(), None) for m, _ in self._factors)
         out = Transform3d.__new__(Transform3d)
         out._set(self._matrix.clone(), factors)
         return out
@@ -308,12 +361,8 @@ class Transform3d:
         dtype = self.dtype if dtype is None else _check_float_dtype(dtype)
         if not copy and device == self.device and dtype == self.dtype:
             return self
-        source = self.clone() if copy else self
-
-        def moved(fn):
-            return None if fn is None else (lambda: fn().to(device=device, dtype=dtype))
-
-        factors = tuple((m.to(device=device, dtype=dtype), moved(fn)) for m, fn in source._factors)
+        source = self.clone()
+        factors = tuple((m.to(device=device, dtype=dtype), None) for m, _ in source._factors)
         out = Transform3d.__new__(Transform3d)
         out._set(source._matrix.to(device=device, dtype=dtype), factors)
         return out
@@ -369,9 +418,9 @@ def _xyz(owner: str, x, y, z, dtype, device, *, allow_singleton: bool) -> torch.
                 f"{owner}: expected y and z to be None when x is an (N, 3) tensor, got y={describe(y)}, z={describe(z)}"
             )
         check_shape(x, "x", last=(3,), spec="(N, 3)")
-        if not x.is_floating_point():
-            raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
-        dtype, device = _resolve([x], dtype, device)
+        if x.dtype == torch.bool or x.is_complex():
+            raise InputError(f"x: expected a real tensor, got dtype {x.dtype}")
+        dtype, device = _resolve([x], dtype, device)  # integer tensors: float32, as PyTorch3D
         return x.to(device=device, dtype=dtype)
     if y is None and z is None and allow_singleton:
         y = z = x
@@ -441,7 +490,12 @@ class Rotate(Transform3d):
         device=None,
         orthogonal_tol: float = 1e-5,
     ) -> None:
-        check_floating(R, "R")
+        if not isinstance(R, torch.Tensor):
+            raise InputError(
+                f"R: expected a tensor of shape (3, 3) or (N, 3, 3), got {describe(R)}"
+            )
+        if R.dtype == torch.bool or R.is_complex():
+            raise InputError(f"R: expected a real tensor, got dtype {R.dtype}")
         check_shape(R, "R", ndim=(2, 3), last=(3, 3), spec="(3, 3) or (N, 3, 3)")
         check_positive_number(orthogonal_tol, "orthogonal_tol", allow_zero=True)
         dtype, device = _resolve([R], dtype, device)

@@ -71,14 +71,14 @@ def voxrender_impl(dtype: torch.dtype = torch.float32, device: str = "cpu") -> I
 
 
 def import_pytorch3d() -> tuple[Any | None, str]:
-    """PyTorch3D's API namespace, or None and why it is not importable."""
-    try:
-        import pytorch3d
-        from pytorch3d import renderer, structures, transforms
-    except Exception as e:  # not installed, or installed but broken
-        return None, f"pytorch3d is not importable: {type(e).__name__}: {e}"
-    if getattr(pytorch3d, "__voxrender_alias__", False):
-        return None, "pytorch3d is not importable: only voxrender.compat's alias is installed"
+    """PyTorch3D's API namespace (via :mod:`reference.oracle`), or None and why not."""
+    from reference.oracle import import_pytorch3d as oracle_import
+
+    module, reason = oracle_import()
+    if module is None:
+        return None, reason
+    from pytorch3d import renderer, structures, transforms
+
     sources = (renderer, structures, transforms)
     ns = SimpleNamespace(
         **{n: next(getattr(m, n) for m in sources if hasattr(m, n)) for n in API_NAMES}

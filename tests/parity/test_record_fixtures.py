@@ -7,7 +7,6 @@ that way must reproduce every committed fixture within the fixtures' tolerance.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,10 +21,13 @@ from helpers import FIXTURES, assert_close, load_case
 
 import voxrender
 from reference import record_fixtures as rf
+from reference.oracle import find_pytorch3d, pytorch3d_hidden
 from voxrender import compat
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL_PYTORCH3D = importlib.util.find_spec("pytorch3d") is not None
+# A real PyTorch3D installed on sys.path (the live oracle's copy, maybe in sys.modules, does not
+# count: the recorder never uses it, and the tests below hide it).
+REAL_PYTORCH3D = find_pytorch3d()[0] == "installed"
 VOXRENDER_API = SimpleNamespace(
     **{n: getattr(voxrender, n) for names in rf.API_NAMES.values() for n in names}
 )
@@ -221,11 +223,12 @@ def test_command_line_refuses_a_non_empty_out_dir_without_force(tmp_path):
 
 
 def test_refuses_voxrenders_own_alias(tmp_path, capsys):
-    compat.install(force=REAL_PYTORCH3D)
-    try:
-        assert rf.main([str(tmp_path / "out")]) == 2
-    finally:
-        compat.uninstall()
+    with pytorch3d_hidden():
+        compat.install(force=REAL_PYTORCH3D)
+        try:
+            assert rf.main([str(tmp_path / "out")]) == 2
+        finally:
+            compat.uninstall()
     err = capsys.readouterr().err
     assert "pytorch3d is voxrender.compat's alias of voxrender, not PyTorch3D" in err
     assert not (tmp_path / "out").exists()
