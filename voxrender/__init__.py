@@ -40,7 +40,7 @@ from .raysampling import (
 )
 from .renderer import ImplicitRenderer, VolumeRenderer, VolumeSampler
 from .so3 import hat, hat_inv, so3_exp_map, so3_log_map
-from .transforms import Rotate, Scale, Transform3d, Translate
+from .transforms import Rotate, Scale, SingularTransformError, Transform3d, Translate
 from .volumes import Volumes
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "RayBundle",
     "Rotate",
     "Scale",
+    "SingularTransformError",
     "Transform3d",
     "Translate",
     "VolumeRenderer",

@@ -25,6 +25,7 @@ __all__ = [
     "check_positive_number",
     "check_same_device",
     "check_shape",
+    "check_shape_worded",
     "check_tensor",
     "describe",
 ]
@@ -236,3 +237,12 @@ def as_flag(value: object, name: str) -> bool:
     if isinstance(value, numbers.Integral) and int(value) in (0, 1):
         return bool(value)
     raise InputError(f"{name}: expected a bool (or 0 / 1), got {describe(value)}")
+
+
+def check_shape_worded(value: torch.Tensor, name: str, pytorch3d_words: str, **kwargs) -> None:
+    """:func:`check_shape`, its ``ValueError`` led by PyTorch3D's own wording for the same error
+    (code may match on it), then voxrender's detail."""
+    try:
+        check_shape(value, name, **kwargs)
+    except ValueError as e:
+        raise ValueError(f"{pytorch3d_words} ({e})") from None

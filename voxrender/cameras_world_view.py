@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import broadcast_batch_sizes, check_floating, check_same_device, check_shape
+from ._checks import (
+    broadcast_batch_sizes,
+    check_floating,
+    check_same_device,
+    check_shape_worded,
+)
 from .cameras_utils import _R, _T
 from .transforms import Transform3d, _affine_matrix
 
@@ -49,11 +54,25 @@ def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> T
     if R is _R and isinstance(T, torch.Tensor) and T.is_floating_point():
         R = _R.to(device=T.device, dtype=T.dtype)
     check_floating(R, "R")
-    check_shape(R, "R", ndim=3, last=(3, 3), spec="(N, 3, 3)")
+    check_shape_worded(
+        R,
+        "R",
+        f"Expected R to have shape (N, 3, 3); got {R.shape!r}",
+        ndim=3,
+        last=(3, 3),
+        spec="(N, 3, 3)",
+    )
     if T is _T:
         T = _T.to(device=R.device, dtype=R.dtype)
     check_floating(T, "T")
-    check_shape(T, "T", ndim=2, last=(3,), spec="(N, 3)")
+    check_shape_worded(
+        T,
+        "T",
+        f"Expected T to have shape (N, 3); got {T.shape!r}",
+        ndim=2,
+        last=(3,),
+        spec="(N, 3)",
+    )
     if T.dtype != R.dtype:
         raise TypeError(f"T: expected dtype {R.dtype} (R's), got {T.dtype}")
     check_same_device("T", T, R.device)

@@ -13,8 +13,15 @@ import math
 
 import torch
 
-from ._checks import as_batched_param, broadcast_batch_sizes
-from .cameras_utils import _BatchFloat, _check_bool, _expand, _user_dtype, _vector_field
+from ._checks import broadcast_batch_sizes
+from .cameras_utils import (
+    _BatchFloat,
+    _check_bool,
+    _expand,
+    _scalar_field,
+    _user_dtype,
+    _vector_field,
+)
 from .transforms import _make_device
 
 __all__ = [
@@ -29,14 +36,22 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
+def _worded_vector(value: object, name: str, dtype, device) -> torch.Tensor:
+    """:func:`_vector_field` with PyTorch3D's wording leading its shape errors."""
+    try:
+        return _vector_field(value, name, dtype, device)
+    except ValueError as e:
+        raise type(e)(f"Expected arg {name} to have shape (N, 3) ({e})") from None
+
+
 def _broadcast_inputs(
     scalars: dict[str, object], vectors: dict[str, object], device
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Scalars -> ``(N,)``, 3-vectors -> ``(N, 3)``, in a common dtype on ``device``."""
     device = _make_device(device)
     dtype = _user_dtype([*scalars.values(), *vectors.values()])
-    s = {k: as_batched_param(v, k, dtype=dtype, device=device) for k, v in scalars.items()}
-    v = {k: _vector_field(x, k, dtype, device) for k, x in vectors.items()}
+    s = {k: _scalar_field(v, k, dtype, device) for k, v in scalars.items()}
+    v = {k: _worded_vector(x, k, dtype, device) for k, x in vectors.items()}
     sizes = {k: t.shape[0] for k, t in (*s.items(), *v.items())}
     n = broadcast_batch_sizes(sizes)
     return {k: _expand(t, n) for k, t in s.items()}, {k: _expand(t, n) for k, t in v.items()}

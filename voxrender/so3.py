@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_floating, check_positive_number, check_shape
+from ._checks import check_floating, check_positive_number, check_shape_worded
 
 __all__ = ["hat", "hat_inv", "so3_exp_map", "so3_log_map"]
 
@@ -28,6 +28,8 @@ __all__ = ["hat", "hat_inv", "so3_exp_map", "so3_log_map"]
 _SERIES_BELOW = 1e-3
 # Largest allowed ``|h + h^T|`` entry for ``hat_inv`` (PyTorch3D's tolerance).
 _SKEW_TOL = 1e-5
+# PyTorch3D's wording for a wrong shape of a batch of 3x3 matrices (code may match on it).
+_BATCH_3X3 = "Input has to be a batch of 3x3 Tensors."
 
 
 def _check_eps(value: object, name: str) -> None:
@@ -47,7 +49,9 @@ def hat(v: torch.Tensor) -> torch.Tensor:
         Skew-symmetric matrices ``(N, 3, 3)``.
     """
     check_floating(v, "v")
-    check_shape(v, "v", ndim=2, last=(3,), spec="(N, 3)")
+    check_shape_worded(
+        v, "v", "Input vectors have to be 3-dimensional.", ndim=2, last=(3,), spec="(N, 3)"
+    )
     x, y, z = v.unbind(-1)
     zero = torch.zeros_like(x)
     rows = (zero, -z, y, z, zero, -x, -y, x, zero)
@@ -66,10 +70,10 @@ def hat_inv(h: torch.Tensor) -> torch.Tensor:
         Vectors ``(N, 3)``.
     """
     check_floating(h, "h")
-    check_shape(h, "h", ndim=3, last=(3, 3), spec="(N, 3, 3)")
+    check_shape_worded(h, "h", _BATCH_3X3, ndim=3, last=(3, 3), spec="(N, 3, 3)")
     if h.numel() and not torch.compiler.is_compiling():
         # One host read, as in PyTorch3D (hat_inv is not a hot path); never a device assertion.
-        asymmetry = float((h + h.transpose(-1, -2)).abs().amax())
+        asymmetry = float((h + h.transpose(-1, -2)).detach().abs().amax())
         if asymmetry > _SKEW_TOL:
             raise ValueError(
                 f"One of input matrices is not skew-symmetric. (h: expected skew-symmetric "
@@ -107,7 +111,9 @@ def so3_exp_map(log_rot: torch.Tensor, eps: float = 0.0001) -> torch.Tensor:
         Rotation matrices ``(N, 3, 3)``, acting on column vectors.
     """
     check_floating(log_rot, "log_rot")
-    check_shape(log_rot, "log_rot", ndim=2, last=(3,), spec="(N, 3)")
+    check_shape_worded(
+        log_rot, "log_rot", "Input tensor shape has to be Nx3.", ndim=2, last=(3,), spec="(N, 3)"
+    )
     _check_eps(eps, "eps")
     sq = (log_rot * log_rot).sum(-1)  # (N,)
     # A stand-in angle where the series is used keeps the unused branch finite (and its
@@ -188,7 +194,7 @@ def so3_log_map(R: torch.Tensor, eps: float = 0.0001, cos_bound: float = 1e-4) -
         Axis-angle vectors ``(N, 3)``.
     """
     check_floating(R, "R")
-    check_shape(R, "R", ndim=3, last=(3, 3), spec="(N, 3, 3)")
+    check_shape_worded(R, "R", _BATCH_3X3, ndim=3, last=(3, 3), spec="(N, 3, 3)")
     _check_eps(eps, "eps")
     _check_eps(cos_bound, "cos_bound")
     return _quaternion_to_axis_angle(_matrix_to_quaternion(R))

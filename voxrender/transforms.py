@@ -30,10 +30,11 @@ from ._checks import (
     check_positive_number,
     check_same_device,
     check_shape,
+    check_shape_worded,
     describe,
 )
 
-__all__ = ["Rotate", "Scale", "Transform3d", "Translate"]
+__all__ = ["Rotate", "Scale", "SingularTransformError", "Transform3d", "Translate"]
 
 # One factor of a composed transform: its matrix (N, 4, 4) and, when known in closed form, a
 # function returning the inverse matrix (None: invert numerically).
@@ -132,7 +133,14 @@ class Transform3d:
             self._set(eye, ((eye, lambda: eye),))
         else:
             check_floating(matrix, "matrix")
-            check_shape(matrix, "matrix", ndim=(2, 3), last=(4, 4), spec="(4, 4) or (N, 4, 4)")
+            check_shape_worded(
+                matrix,
+                "matrix",
+                '"matrix" has to be a tensor of shape (minibatch, 4, 4) or (4, 4).',
+                ndim=(2, 3),
+                last=(4, 4),
+                spec="(4, 4) or (N, 4, 4)",
+            )
             matrix = matrix.reshape(-1, 4, 4)
             self._set(matrix, ((matrix, None),))
 
@@ -322,9 +330,10 @@ class Transform3d:
             ``(N, P, 3)``, or ``(P, 3)`` when both the normals are ``(P, 3)`` and ``N == 1``.
         """
         normals = self._check_points(normals, "normals")
-        inverse, normals = self.inverse()._matrix_for(normals)
-        inverse = inverse[:, :3, :3]  # (N, 3, 3)
-        out = torch.matmul(normals, inverse.transpose(1, 2))  # (N, P, 3)
+        matrix, normals = self._matrix_for(normals)
+        # inverse(M^T) of the composed linear part, as PyTorch3D (its gradients for any M)
+        inverse_t = _numerical_inverse(matrix[:, :3, :3].transpose(1, 2))  # (N, 3, 3)
+        out = torch.matmul(normals, inverse_t)  # (N, P, 3)
         return self._unbatch(out, normals)
 
     # ------------------------------------------------------------------ builders
