@@ -6,9 +6,12 @@ affine map the linear part sits in ``M[:3, :3]`` and the translation in the last
 
 ``a.compose(b)`` applies ``a`` first, then ``b`` (its matrix is ``M_a @ M_b``). Composition is
 eager, so :meth:`Transform3d.get_matrix` only returns a stored tensor; each transform also keeps
-its factors and how to invert each of them, so :meth:`Transform3d.inverse` of a composition of
-translations, rotations and scalings needs no matrix inversion (like PyTorch3D's default
-``invert_composed=False``). Batch sizes 1 and ``N`` broadcast everywhere.
+its factors and how to invert each of them. :meth:`Transform3d.inverse` inverts each factor and
+composes the inverses in reverse order, exactly where PyTorch3D does so in closed form
+(translations, rotations as ``R^T``, scalings, unless the factor is the first one of a
+composition) and numerically elsewhere: the same values and the same gradients, also for a
+rotation matrix that is not exactly orthonormal. Mixed float dtypes promote; batch sizes 1 and
+``N`` broadcast everywhere.
 
 Dimensions:
     ``N``: transforms in the batch (1 broadcasts against any batch size).
