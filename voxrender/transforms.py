@@ -194,7 +194,7 @@ class Transform3d:
         """
         n = len(self)
         if isinstance(index, bool) or not isinstance(index, (int, list, slice, torch.Tensor)):
-            raise TypeError(
+            raise InputError(
                 f"index: expected an int, a list of ints, a slice or a Long/Bool tensor, "
                 f"got {describe(index)}"
             )
@@ -203,7 +203,7 @@ class Transform3d:
         if isinstance(index, list):
             bad = [i for i in index if isinstance(i, bool) or not isinstance(i, int)]
             if bad:
-                raise TypeError(f"index: expected a list of ints, got {index!r}")
+                raise InputError(f"index: expected a list of ints, got {index!r}")
             out = [i for i in index if not -n <= i < n]
             if out:
                 raise IndexOutOfRangeError(f"index: expected indices in [{-n}, {n}), got {out[0]}")
