@@ -214,7 +214,7 @@ class IndexTypeError(IndexError, TypeError):
     ``TypeError`` (Python's rule)."""
 
 
-def scalar_value(value: object, name: str) -> float:
+def scalar_value(value: object, name: str, *, finite: bool = True) -> float:
     """A real Python/NumPy number or a 0-d real tensor, as a finite Python float.
 
     A tensor is read on the host (free on the CPU; one device sync for an accelerator tensor,
@@ -230,7 +230,7 @@ def scalar_value(value: object, name: str) -> float:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"{name}: expected a real number, got {describe(value)}")
-    if not math.isfinite(value):
+    if finite and not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return float(value)
 

@@ -33,6 +33,7 @@ Dimensions:
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from typing import Any
@@ -90,8 +91,23 @@ def _check_flag(value: object, name: str) -> bool:
 
 
 def _check_depth_range(min_depth: object, max_depth: object) -> tuple[float, float]:
-    """Two finite depths. Either may be the larger: PyTorch3D then samples from far to near."""
-    return _check_real(min_depth, "min_depth"), _check_real(max_depth, "max_depth")
+    """Two depths. Either may be the larger: PyTorch3D then samples from far to near.
+
+    Finiteness is checked where the depths are used (:func:`_check_depths_usable`): with no
+    points per ray they are not, and PyTorch3D accepts any value then.
+    """
+    return (
+        scalar_value(min_depth, "min_depth", finite=False),
+        scalar_value(max_depth, "max_depth", finite=False),
+    )
+
+
+def _check_depths_usable(min_depth: float, max_depth: float, n_pts_per_ray: int) -> None:
+    """Depths that make points must be finite (PyTorch3D returns inf / NaN lengths)."""
+    used = (("min_depth", min_depth), ("max_depth", max_depth))[: min(n_pts_per_ray, 2)]
+    for name, value in used:  # one point per ray sits at min_depth: max_depth is not read
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
 
 
 def _check_exclusive(n_rays_per_image: int | None, n_rays_total: int | None) -> None:
@@ -292,6 +308,7 @@ def _xy_to_ray_bundle(
     Each location is unprojected at depths 1 and 2; their difference is the direction (one
     unit of depth) and the origin lies one direction before the depth-1 point.
     """
+    _check_depths_usable(min_depth, max_depth, n_pts_per_ray)
     batch_size, spatial = xy.shape[0], xy.shape[1:-1]
     n_rays = spatial.numel()
     lengths = _uniform_depths(min_depth, max_depth, n_pts_per_ray, batch_size, n_rays, xy)
@@ -321,6 +338,15 @@ def _xy_to_ray_bundle(
         lengths.reshape(batch_size, *spatial, n_pts_per_ray),
         xy,
     )
+
+
+def _check_packable(n_pts_per_ray: int) -> None:
+    """PyTorch3D cannot pack rays of no points (its reshape fails): refuse that clearly."""
+    if n_pts_per_ray == 0:
+        raise ValueError(
+            "n_pts_per_ray, n_rays_total: expected n_pts_per_ray >= 1 with n_rays_total (rays "
+            "of no points cannot be packed), got n_pts_per_ray=0"
+        )
 
 
 def _draw_cameras(n_rays_total: int, n_cameras: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -532,6 +558,7 @@ class MultinomialRaysampler(torch.nn.Module):
 
         drawn = None
         if n_rays_total is not None:
+            _check_packable(n_pts_per_ray)
             cameras, drawn, n_rays_per_image = _draw_camera_batch(cameras, n_rays_total)
             camera_ids = drawn[0]  # (M,)
             weights = weights[camera_ids.to(device)] if weights is not None else None
@@ -661,8 +688,10 @@ class MonteCarloRaysampler(torch.nn.Module):
         n_rays_per_image = _check_count(
             n_rays_per_image, "n_rays_per_image", optional=True, allow_zero=True
         )
-        n_rays_total = _check_override_count(n_rays_total, "n_rays_total")  # 0: not given
-        _check_exclusive(n_rays_per_image, n_rays_total)
+        n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True, allow_zero=True)
+        _check_exclusive(n_rays_per_image, n_rays_total)  # a 0 counts as given, as in PyTorch3D
+        if n_rays_total == 0:
+            raise ValueError("n_rays_total: expected None or an integer >= 1, got 0")
         if n_rays_per_image is None and n_rays_total is None:
             raise ValueError(
                 "n_rays_per_image, n_rays_total: expected exactly one of them to be set, got "
@@ -714,6 +743,7 @@ class MonteCarloRaysampler(torch.nn.Module):
         )
         n_rays, drawn = self._n_rays_per_image, None
         if self._n_rays_total is not None:
+            _check_packable(self._n_pts_per_ray)
             cameras, drawn, n_rays = _draw_camera_batch(cameras, self._n_rays_total)
             batch_size = drawn[0].shape[0]
 

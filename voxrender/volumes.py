@@ -234,9 +234,9 @@ class Volumes:
         volume_translation: float | Sequence[float] | torch.Tensor = (0.0, 0.0, 0.0),
         align_corners: bool = True,
     ) -> None:
-        if not isinstance(align_corners, numbers.Integral) or align_corners not in (0, 1):
+        if not isinstance(align_corners, numbers.Integral):  # PyTorch3D only tests its truth
             raise ArgumentTypeError(
-                f"align_corners: expected a bool (or 0 / 1), got {describe(align_corners)}"
+                f"align_corners: expected a bool (or an int flag), got {describe(align_corners)}"
             )
         align_corners = bool(align_corners)
         densities_, sizes = _as_padded(densities, "densities")
