@@ -397,6 +397,24 @@ def test_forward_does_not_synchronize_on_cuda():
         torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_density_check_on_cuda_is_asynchronous_and_never_a_device_assertion():
+    d = torch.full((4, 8, 1), 2.0, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host-device sync raises
+    try:
+        out = AbsorptionOnlyRaymarcher()(d)  # queued, no sync, no device-side assertion
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()  # the CUDA context is still usable
+    assert_close(out.cpu(), torch.full((4, 1), 1.0 - (-1.0) ** 8))
+    with pytest.warns(UserWarning, match="rays_densities are outside .* asynchronous check"):
+        AbsorptionOnlyRaymarcher()(d * 0.25)  # a later call reports the earlier one
+    with pytest.raises(ValueError, match="rays_densities are outside"):
+        AbsorptionOnlyRaymarcher(strict_densities=True)(d)  # strict: one sync, at once
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

@@ -571,6 +571,8 @@ def test_zero_ray_count_override_means_not_given_like_pytorch3d():
     full = _ndc()(_cameras(1))
     assert full.xys.shape == _ndc()(_cameras(1), n_rays_per_image=0).xys.shape
     assert full.xys.shape == _ndc(n_rays_total=0)(_cameras(1)).xys.shape
+    with pytest.raises(ValueError, match="expected at most one of them to be set"):
+        _ndc(n_rays_total=0, n_rays_per_image=2)  # a constructor's 0 counts as set there
 
 
 def test_bad_n_rays_per_image():
@@ -579,8 +581,10 @@ def test_bad_n_rays_per_image():
 
 
 def test_bad_n_rays_total():
-    with pytest.raises(ValueError, match="expected exactly one of them to be set"):
+    with pytest.raises(ValueError, match="n_rays_total: expected None or an integer >= 1, got 0"):
         _monte_carlo(n_rays_per_image=None, n_rays_total=0)
+    with pytest.raises(ValueError, match="expected at most one of them to be set"):
+        _monte_carlo(n_rays_per_image=3, n_rays_total=0)  # a 0 counts as set, as in PyTorch3D
 
 
 @pytest.mark.parametrize("factory", [_ndc, _monte_carlo])
@@ -599,8 +603,10 @@ def test_zero_dim_tensor_depths_like_pytorch3d(factory):
 
 
 def test_bad_depth_not_finite():
+    sampler = _ndc(max_depth=float("inf"))  # checked where depths place points
     with pytest.raises(ValueError, match="max_depth: expected a finite number"):
-        _ndc(max_depth=float("inf"))
+        sampler(_cameras(1))
+    assert sampler(_cameras(1), n_pts_per_ray=1).lengths.eq(0.5).all()  # max_depth unused
 
 
 def test_bad_depth_type():
@@ -651,7 +657,8 @@ def test_float64_cameras_draw_the_same_random_numbers_as_float32_ones():
 
 def test_bad_flag():
     with pytest.raises(TypeError, match="unit_directions: expected a bool"):
-        _ndc(unit_directions=1)
+        _ndc(unit_directions="yes")
+    assert _ndc(unit_directions=1)._unit_directions is True  # an int flag, as PyTorch3D takes
 
 
 def test_bad_stratified_override():

@@ -85,9 +85,10 @@ def _check_real(value: object, name: str) -> float:
 
 
 def _check_flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
+    """A bool, or an int flag (PyTorch3D only tests the truth of these flags)."""
+    if not isinstance(value, numbers.Integral):
         raise ArgumentTypeError(f"{name}: expected a bool, got {describe(value)}")
-    return value
+    return bool(value)
 
 
 def _check_depth_range(min_depth: object, max_depth: object) -> tuple[float, float]:
@@ -130,9 +131,13 @@ def _check_xy_bounds(
 def _check_ray_counts(
     n_rays_per_image: object, n_rays_total: object
 ) -> tuple[int | None, int | None]:
-    """Both optional ray counts checked, and not both set."""
+    """Both optional ray counts checked, and not both set.
+
+    ``n_rays_total=0`` is kept: as in PyTorch3D it counts as set for this check, and as not
+    set when rays are drawn.
+    """
     n_rays_per_image = _check_count(n_rays_per_image, "n_rays_per_image", optional=True)
-    n_rays_total = _check_override_count(n_rays_total, "n_rays_total")  # 0: not given
+    n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True, allow_zero=True)
     _check_exclusive(n_rays_per_image, n_rays_total)
     return n_rays_per_image, n_rays_total
 
@@ -478,8 +483,8 @@ class MultinomialRaysampler(torch.nn.Module):
         self._min_depth, self._max_depth = min_depth, max_depth
         self._n_rays_per_image = n_rays_per_image
         self._n_rays_total = n_rays_total
-        self._unit_directions = unit_directions
-        self._stratified_sampling = stratified_sampling
+        self._unit_directions = bool(unit_directions)
+        self._stratified_sampling = bool(stratified_sampling)
         bounds = (min_x, max_x, min_y, max_y, image_width, image_height)
         # float32 exactly as PyTorch3D builds it; float64 for double-precision cameras.
         self.register_buffer(
@@ -537,6 +542,7 @@ class MultinomialRaysampler(torch.nn.Module):
         if n_rays_per_image is None:
             n_rays_per_image = self._n_rays_per_image
         _check_exclusive(n_rays_per_image, n_rays_total)
+        n_rays_total = n_rays_total or None  # a constructor's 0: no draw (PyTorch3D's rule)
         min_depth, max_depth = _check_depth_range(
             self._min_depth if min_depth is None else min_depth,
             self._max_depth if max_depth is None else max_depth,
@@ -707,8 +713,8 @@ class MonteCarloRaysampler(torch.nn.Module):
         self._n_pts_per_ray = n_pts_per_ray
         self._min_depth, self._max_depth = min_depth, max_depth
         self._n_rays_total = n_rays_total
-        self._unit_directions = unit_directions
-        self._stratified_sampling = stratified_sampling
+        self._unit_directions = bool(unit_directions)
+        self._stratified_sampling = bool(stratified_sampling)
 
     def extra_repr(self) -> str:
         return (

@@ -100,6 +100,8 @@ def _run(fn: Callable[[SimpleNamespace], Any], ns: SimpleNamespace, seed: int) -
 def _tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
+    if isinstance(value, dict):
+        return _tensors([value[k] for k in sorted(value)])
     if isinstance(value, (tuple, list)):
         return [t for v in value for t in _tensors(v)]
     if hasattr(value, "origins"):  # a ray bundle
@@ -114,6 +116,7 @@ def _finite(value: Any) -> bool:
 def _assert_same(ours: Any, theirs: Any, what: str) -> None:
     a, b = _tensors(ours), _tensors(theirs)
     assert len(a) == len(b), f"{what}: {len(a)} tensors against PyTorch3D's {len(b)}"
+    _STATS["tensors_compared"] = _STATS.get("tensors_compared", 0) + len(a)
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         assert x.shape == y.shape, f"{what}[{i}]: shape {tuple(x.shape)} vs {tuple(y.shape)}"
         assert x.dtype == y.dtype, f"{what}[{i}]: dtype {x.dtype} vs {y.dtype}"
@@ -323,8 +326,9 @@ def test_volumes(args, points, index, op):
 # Raysamplers
 # ---------------------------------------------------------------------------------------------
 
-_counts = st.sampled_from([None, 0, 1, 2, 5, 100, -1, 2.0])
-_depths = st.sampled_from([0.5, 1.0, 3.0, torch.tensor(1.5), float("inf"), "1.0"])
+_COUNTS = ([None, 1, 2, 5], [0, 100, -1, 2.0])  # (valid, edge or invalid)
+_DEPTHS = ([0.5, 1.0, 3.0, torch.tensor(1.5)], [float("inf"), "1.0"])
+_N_PTS = ([0, 1, 3], [-1, 2.0])
 
 
 def _cameras(ns, n, seed):
@@ -339,18 +343,23 @@ def _cameras(ns, n, seed):
     kind=st.sampled_from(["monte_carlo", "ndc", "multinomial", "ndc_grid", "grid"]),
     bounds=st.tuples(_floats, _floats, _floats, _floats),
     size=st.tuples(st.integers(1, 4), st.integers(1, 4)),
-    n_rays=_counts,
+    fault=st.sampled_from([None] * 5 + ["n_rays", "n_pts", "depth"]),
+    data=st.data(),
     n_total=st.sampled_from([None, None, 0, 3]),
-    n_pts=st.sampled_from([0, 1, 3, -1]),
-    depths=st.tuples(_depths, _depths),
     stratified=st.sampled_from([False, True, None, 1]),
     n_cameras=st.integers(1, 3),
     seed=st.integers(0, 2**16),
 )
-def test_raysamplers(
-    kind, bounds, size, n_rays, n_total, n_pts, depths, stratified, n_cameras, seed
-):
+def test_raysamplers(kind, bounds, size, fault, data, n_total, stratified, n_cameras, seed):
     (min_x, max_x, min_y, max_y), (width, height) = bounds, size
+
+    def pick(choices, name):
+        return data.draw(st.sampled_from(choices[fault == name]), label=name)
+
+    n_rays, n_pts = pick(_COUNTS, "n_rays"), pick(_N_PTS, "n_pts")
+    depths = (pick(_DEPTHS, "depth"), data.draw(st.sampled_from(_DEPTHS[0]), label="max_depth"))
+    if data.draw(st.booleans(), label="swap depths"):
+        depths = depths[::-1]
 
     def fn(ns):
         cams, T = _cameras(ns, n_cameras, seed)
@@ -593,4 +602,5 @@ def test_every_outcome_class_was_exercised():
     if _STATS["examples"] == 0:
         pytest.skip("run with the differential tests above to count their outcomes")
     assert _STATS["both_ok"] > 0 and _STATS["both_refused"] > 0, _STATS
+    assert _STATS["tensors_compared"] > 2 * _STATS["both_ok"], _STATS  # outputs and gradients
     print(f"differential outcomes: {_STATS}")
