@@ -20,6 +20,7 @@ why, where PyTorch3D is not importable.
 
 from __future__ import annotations
 
+import sys
 import traceback
 import warnings
 from collections.abc import Callable
@@ -35,6 +36,12 @@ from hypothesis import strategies as st
 import voxrender
 from reference.oracle import import_pytorch3d
 
+
+def _pytorch3d_modules() -> set[str]:
+    return {k for k in sys.modules if k == "pytorch3d" or k.startswith("pytorch3d.")}
+
+
+_BEFORE = _pytorch3d_modules()
 P3D, REASON = import_pytorch3d()
 if P3D is None:
     pytest.skip(REASON, allow_module_level=True)
@@ -42,6 +49,21 @@ if P3D is None:
 from pytorch3d import renderer as _p3d_renderer  # noqa: E402
 from pytorch3d import structures as _p3d_structures  # noqa: E402
 from pytorch3d.renderer.implicit import utils as _p3d_utils  # noqa: E402
+
+# What this module imported stays out of sys.modules except while its tests run: tests that
+# need PyTorch3D absent (voxrender.compat, the benchmarks' backend choice) run in the same session.
+_OURS_MODULES = {k: sys.modules.pop(k) for k in _pytorch3d_modules() - _BEFORE}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _pytorch3d_importable():
+    sys.modules.update(_OURS_MODULES)
+    try:
+        yield
+    finally:
+        for k in _pytorch3d_modules() - _BEFORE:  # also what its calls imported lazily
+            _OURS_MODULES[k] = sys.modules.pop(k)
+
 
 _NAMES = (
     "AbsorptionOnlyRaymarcher",
