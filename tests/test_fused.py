@@ -370,18 +370,28 @@ def test_thread_setting_is_restored():
         torch.set_num_threads(saved)
 
 
-def test_bad_densities_raise_naming_the_volume(calls):
+def test_out_of_range_densities_take_the_general_path_and_warn(calls):
+    # PyTorch3D warns and renders: the fused path hands such volumes to the general path, whose
+    # raymarcher warns per sample (only about samples that are really out of range).
     cams, vols, (dens, _) = _scene(torch.float64)
     with torch.no_grad():
-        dens[0, 0, 0, 0, 0] = 1.5
-    with pytest.raises(ValueError, match=r"volumes\.densities\(\): expected values in \[0, 1\]"):
-        VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols)
+        dens.mul_(3.0)
+    renderer = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())
+    with pytest.warns(UserWarning, match="One or more elements of rays_densities are outside"):
+        got, bundle = renderer(cameras=cams, volumes=vols)
+    assert calls == []
+    with pytest.warns(UserWarning):
+        want = _general(vols, bundle, EmissionAbsorptionRaymarcher())
+    assert_close(got, want)
 
 
-def test_bad_eps_is_refused(calls):
+def test_negative_eps_renders_like_the_general_path(calls):
     cams, vols, _ = _scene(torch.float64)
-    with pytest.raises(ValueError, match="eps"):
-        VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols, eps=-1.0)
+    got, bundle = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(
+        cameras=cams, volumes=vols, eps=-1e-3
+    )
+    assert len(calls) == 1
+    assert_close(got, _general(vols, bundle, EmissionAbsorptionRaymarcher(), eps=-1e-3))
 
 
 def test_bundle_batch_must_match_the_volumes(calls):

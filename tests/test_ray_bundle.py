@@ -123,10 +123,22 @@ def test_bad_origins_not_a_tensor():
         ray_bundle_variables_to_ray_points([[0.0, 0.0, 0.0]] * 2, d, lengths)
 
 
-def test_bad_integer_lengths():
+def test_integer_and_mixed_dtype_inputs_promote_like_pytorch3d():
     o, d, _ = _random_rays((2,), 3)
-    with pytest.raises(TypeError, match="rays_lengths: expected a floating-point tensor"):
-        ray_bundle_variables_to_ray_points(o, d, torch.ones(2, 3, dtype=torch.long))
+    ints = torch.tensor([[1, 2, 3], [0, 1, 2]])
+    out = ray_bundle_variables_to_ray_points(o, d, ints)
+    assert out.dtype == torch.float32
+    assert_close(out, ray_bundle_variables_to_ray_points(o, d, ints.float()))
+    out64 = ray_bundle_variables_to_ray_points(o, d, ints.double())
+    assert out64.dtype == torch.float64
+    assert_close(out64.float(), out)
+
+
+def test_bad_bool_lengths():
+    o, d, _ = _random_rays((2,), 3)
+    with pytest.raises(ValueError, match="rays_lengths: expected a real") as info:
+        ray_bundle_variables_to_ray_points(o, d, torch.ones(2, 3, dtype=torch.bool))
+    assert isinstance(info.value, TypeError)
 
 
 def test_bad_origins_last_dimension():
@@ -151,12 +163,6 @@ def test_bad_leading_dimensions_do_not_broadcast():
     o, d, _ = _random_rays((2, 3), 4)
     with pytest.raises(ValueError, match="rays_origins, rays_directions, rays_lengths: expected"):
         ray_bundle_variables_to_ray_points(o, d, torch.rand(2, 5, 4))
-
-
-def test_bad_dtype_mismatch():
-    o, d, lengths = _random_rays((2,), 3)
-    with pytest.raises(TypeError, match="rays_directions: expected the dtype of rays_origins"):
-        ray_bundle_variables_to_ray_points(o, d.double(), lengths)
 
 
 def test_bad_device_mismatch():

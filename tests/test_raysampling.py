@@ -545,20 +545,34 @@ def test_bad_mask_total_below_one():
         _ndc()(_cameras(2), mask=torch.full((2, 4, 6), 0.01))
 
 
-@pytest.mark.parametrize("value", [0, -3])
-def test_bad_n_pts_per_ray(value):
-    with pytest.raises(ValueError, match="n_pts_per_ray: expected an integer >= 1"):
-        _ndc(n_pts_per_ray=value)
+def test_bad_n_pts_per_ray():
+    with pytest.raises(ValueError, match="n_pts_per_ray: expected an integer >= 0"):
+        _ndc(n_pts_per_ray=-3)
 
 
 def test_bad_n_pts_per_ray_override():
-    with pytest.raises(ValueError, match="n_pts_per_ray: expected an integer >= 1"):
-        _ndc()(_cameras(1), n_pts_per_ray=0)
+    with pytest.raises(ValueError, match="n_pts_per_ray: expected an integer >= 0"):
+        _ndc()(_cameras(1), n_pts_per_ray=-1)
 
 
 def test_bad_n_pts_per_ray_type():
-    with pytest.raises(TypeError, match="n_pts_per_ray: expected an integer >= 1"):
+    with pytest.raises(ValueError, match="n_pts_per_ray: expected an integer >= 0") as info:
         _monte_carlo(n_pts_per_ray=2.5)
+    assert isinstance(info.value, TypeError)
+
+
+@pytest.mark.parametrize("factory", [_ndc, _monte_carlo])
+def test_zero_points_per_ray_give_empty_lengths_like_pytorch3d(factory):
+    bundle = factory(n_pts_per_ray=0)(_cameras(2))
+    assert bundle.lengths.shape[-1] == 0 and bundle.lengths.shape[:-1] == bundle.xys.shape[:-1]
+
+
+def test_zero_ray_count_override_means_not_given_like_pytorch3d():
+    full = _ndc()(_cameras(1))
+    assert full.xys.shape == _ndc()(_cameras(1), n_rays_per_image=0).xys.shape
+    assert full.xys.shape == _ndc(n_rays_total=0)(_cameras(1)).xys.shape
+    with pytest.raises(ValueError, match="expected at most one of them to be set"):
+        _ndc(n_rays_total=0, n_rays_per_image=2)  # a constructor's 0 counts as set there
 
 
 def test_bad_n_rays_per_image():
@@ -567,33 +581,40 @@ def test_bad_n_rays_per_image():
 
 
 def test_bad_n_rays_total():
-    with pytest.raises(ValueError, match="n_rays_total: expected an integer >= 1"):
+    with pytest.raises(ValueError, match="n_rays_total: expected None or an integer >= 1, got 0"):
         _monte_carlo(n_rays_per_image=None, n_rays_total=0)
+    with pytest.raises(ValueError, match="expected at most one of them to be set"):
+        _monte_carlo(n_rays_per_image=3, n_rays_total=0)  # a 0 counts as set, as in PyTorch3D
 
 
-def test_bad_depth_range():
-    with pytest.raises(ValueError, match="min_depth, max_depth: expected min_depth <= max_depth"):
-        _ndc(min_depth=3.0, max_depth=1.0)
+@pytest.mark.parametrize("factory", [_ndc, _monte_carlo])
+def test_reversed_depth_range_samples_far_to_near_like_pytorch3d(factory):
+    lengths = factory(min_depth=3.0, max_depth=1.0, n_pts_per_ray=3)(_cameras(1)).lengths
+    assert_close(lengths.reshape(-1, 3)[0], torch.tensor([3.0, 2.0, 1.0]))
+    override = _ndc(n_pts_per_ray=2)(_cameras(1), min_depth=4.0).lengths
+    assert_close(override.reshape(-1, 2)[0], torch.tensor([4.0, 3.0]))
 
 
-def test_bad_depth_range_override():
-    with pytest.raises(ValueError, match="min_depth, max_depth: expected min_depth <= max_depth"):
-        _ndc()(_cameras(1), min_depth=4.0)
-
-
-def test_bad_monte_carlo_depth_range():
-    with pytest.raises(ValueError, match="min_depth, max_depth: expected min_depth <= max_depth"):
-        _monte_carlo(min_depth=2.0, max_depth=1.0)
+@pytest.mark.parametrize("factory", [_ndc, _monte_carlo])
+def test_zero_dim_tensor_depths_like_pytorch3d(factory):
+    want = factory()(_cameras(1)).lengths
+    got = factory(min_depth=torch.tensor(0.5 if factory is _ndc else 1.0))(_cameras(1)).lengths
+    assert_close(got, want)
 
 
 def test_bad_depth_not_finite():
+    sampler = _ndc(max_depth=float("inf"))  # checked where depths place points
     with pytest.raises(ValueError, match="max_depth: expected a finite number"):
-        _ndc(max_depth=float("inf"))
+        sampler(_cameras(1))
+    assert sampler(_cameras(1), n_pts_per_ray=1).lengths.eq(0.5).all()  # max_depth unused
 
 
 def test_bad_depth_type():
-    with pytest.raises(TypeError, match="min_depth: expected a real number"):
-        _ndc(min_depth=torch.tensor(0.5))
+    with pytest.raises(ValueError, match=r"min_depth: expected a number or a tensor of shape \(\)"):
+        _ndc(min_depth=torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="min_depth: expected a real number") as info:
+        _ndc(min_depth="0.5")
+    assert isinstance(info.value, TypeError)
 
 
 @pytest.mark.parametrize("field", ["image_width", "image_height"])
@@ -603,14 +624,9 @@ def test_bad_image_size(factory, field):
         factory(**{field: 0})
 
 
-def test_bad_multinomial_degenerate_x_range():
-    with pytest.raises(ValueError, match="min_x, max_x: expected different values"):
-        _multinomial(min_x=0.3, max_x=0.3)
-
-
-def test_bad_multinomial_degenerate_y_range():
-    with pytest.raises(ValueError, match="min_y, max_y: expected different values"):
-        _multinomial(min_y=0.3, max_y=0.3)
+def test_equal_bounds_give_one_column_of_rays_like_pytorch3d():
+    xys = _multinomial(min_x=0.3, max_x=0.3)(_cameras(1)).xys
+    assert torch.all(xys[..., 0] == 0.3)
 
 
 def test_bad_multinomial_bound_not_finite():
@@ -618,19 +634,31 @@ def test_bad_multinomial_bound_not_finite():
         _multinomial(min_x=float("nan"))
 
 
-def test_bad_monte_carlo_x_range():
-    with pytest.raises(ValueError, match="min_x, max_x: expected min_x < max_x"):
-        _monte_carlo(min_x=1.0, max_x=-1.0)
+def test_monte_carlo_reversed_and_equal_bounds_like_pytorch3d():
+    xys = _monte_carlo(min_x=1.0, max_x=-1.0, min_y=0.5, max_y=0.5)(_cameras(2)).xys
+    assert torch.all(xys[..., 0].abs() <= 1.0) and torch.all(xys[..., 1] == 0.5)
 
 
-def test_bad_monte_carlo_y_range():
-    with pytest.raises(ValueError, match="min_y, max_y: expected min_y < max_y"):
-        _monte_carlo(min_y=0.5, max_y=0.5)
+def test_float64_cameras_draw_the_same_random_numbers_as_float32_ones():
+    # PyTorch3D draws in float32 whatever the camera: the same seed gives the same rays.
+    for factory, field in ((_monte_carlo, "xys"), (lambda: _ndc(n_rays_per_image=5), "xys")):
+        torch.manual_seed(3)
+        want = getattr(factory()(_cameras(2)), field)
+        torch.manual_seed(3)
+        got = getattr(factory()(_cameras(2, dtype=torch.float64)), field)
+        assert got.dtype == torch.float64
+        assert_close(got.float(), want)
+    torch.manual_seed(4)
+    want = _ndc(stratified_sampling=True)(_cameras(2)).lengths
+    torch.manual_seed(4)
+    got = _ndc(stratified_sampling=True)(_cameras(2, dtype=torch.float64)).lengths
+    assert_close(got.float(), want)
 
 
 def test_bad_flag():
     with pytest.raises(TypeError, match="unit_directions: expected a bool"):
-        _ndc(unit_directions=1)
+        _ndc(unit_directions="yes")
+    assert _ndc(unit_directions=1)._unit_directions is True  # an int flag, as PyTorch3D takes
 
 
 def test_bad_stratified_override():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from helpers import DEVICES, assert_close, case_names, cotangent_loss, load_case
@@ -278,33 +280,67 @@ def test_bundle_and_volumes_batch_disagree():
 
 def test_bundle_with_wrong_ranks():
     _, vols, _ = _tiny_setup(n_volumes=2)
-    with pytest.raises(ValueError, match=r"ray_bundle\.directions"):
+    with pytest.raises(ValueError, match=r"may differ only in the last dimension"):
         VolumeSampler(vols)(
             RayBundle(torch.zeros(2, 5, 3), torch.ones(2, 4, 3), torch.rand(2, 5, 4), None)
         )
-    with pytest.raises(ValueError, match=r"ray_bundle\.lengths"):
+    with pytest.raises(ValueError, match=r"may differ only in the last dimension"):
         VolumeSampler(vols)(
             RayBundle(torch.zeros(2, 5, 3), torch.ones(2, 5, 3), torch.rand(2, 4, 4), None)
         )
-    with pytest.raises(ValueError, match=r"ray_bundle\.origins"):
+    with pytest.raises(ValueError, match=r"which has to be 3 for origins"):
         VolumeSampler(vols)(
             RayBundle(torch.zeros(2, 5, 2), torch.ones(2, 5, 2), torch.rand(2, 5, 4), None)
         )
+    with pytest.raises(ValueError, match=r"have to have the same number of dimensions, at least 3"):
+        VolumeSampler(vols)(RayBundle(torch.zeros(2, 3), torch.ones(2, 3), torch.rand(2, 4), None))
 
 
-def test_not_a_volume():
-    with pytest.raises(TypeError, match="volumes: expected a Volumes-like object"):
-        VolumeSampler(torch.rand(1, 1, 4, 4, 4))
+@pytest.mark.parametrize("volumes", [None, torch.rand(1, 1, 4, 4, 4)])
+def test_not_a_volume(volumes):
+    with pytest.raises(ValueError, match="'volumes' have to be an instance of the 'Volumes'"):
+        VolumeSampler(volumes)
 
 
 def test_not_callable_function():
     _, _, sampler = _tiny_setup()
     renderer = ImplicitRenderer(sampler, EmissionAbsorptionRaymarcher())
     cams, *_ = _tiny_setup()
-    with pytest.raises(ValueError, match="volumetric_function: expected a callable"):
+    with pytest.raises(ValueError, match='"volumetric_function" has to be a "Callable" object'):
         renderer(cameras=cams, volumetric_function=3)
-    with pytest.raises(ValueError, match="raysampler: expected a callable"):
+    with pytest.raises(ValueError, match='"raysampler" has to be a "Callable" object'):
         ImplicitRenderer(None, EmissionAbsorptionRaymarcher())
+    with pytest.raises(ValueError, match='"raymarcher" has to be a "Callable" object'):
+        ImplicitRenderer(sampler, None)
+
+
+def test_float64_rays_render_float32_volumes_like_pytorch3d():
+    cams, vols, sampler = _tiny_setup()
+    renderer = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher())
+    want, _ = renderer(cameras=cams, volumes=vols)
+    bundle = sampler(cams)
+    bundle64 = RayBundle(*(t.double() for t in bundle))
+    got = ImplicitRenderer(lambda **kw: bundle64, EmissionAbsorptionRaymarcher())(
+        cameras=cams, volumetric_function=VolumeSampler(vols)
+    )[0]
+    assert got.dtype == vols.densities().dtype
+    assert_close(got, want)
+
+
+def test_out_of_range_densities_render_through_the_general_path_and_warn():
+    cams, vols, sampler = _tiny_setup()
+    big = vols.update_padded(vols.densities() * 3.0, vols.features())
+    renderer = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher())
+    with pytest.warns(UserWarning, match="One or more elements of rays_densities are outside"):
+        images, bundle = renderer(cameras=cams, volumes=big)
+    rays_densities, rays_features = VolumeSampler(big)(bundle)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = EmissionAbsorptionRaymarcher()(rays_densities, rays_features)
+    assert_close(images, want)
+    strict = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher(strict_densities=True))
+    with pytest.raises(ValueError, match="rays_densities are outside"):
+        strict(cameras=cams, volumes=big)
 
 
 # ----------------------------------------------------------------------------- the tutorial

@@ -241,9 +241,66 @@ def test_translation_forms_agree(translation):
     assert_close(vol.local_to_world_coords(pts), want.local_to_world_coords(pts))
 
 
-def test_scalar_translation_shifts_every_axis():
-    vol = _vol(volume_translation=0.5)
-    assert_close(vol.local_to_world_coords(torch.zeros(2, 1, 3)), torch.full((2, 1, 3), -0.5))
+@pytest.mark.parametrize(
+    "translation",
+    [0.5, torch.tensor(0.5), torch.tensor([0.5]), torch.tensor([[0.5]]), torch.full((2, 1), 0.5)],
+    ids=["float", "0d", "(1,)", "(1, 1)", "(B, 1)"],
+)
+def test_scalar_translation_is_refused_like_pytorch3d(translation):
+    # PyTorch3D refuses these on purpose (ValueError) or crashes on them (IndexError for the
+    # (), (1,) tensors): voxrender refuses all with a ValueError quoting PyTorch3D's message.
+    with pytest.raises(ValueError, match="`volume_translation` has to be either a 3-tuple"):
+        _vol(batch=2, volume_translation=translation)
+
+
+def test_negative_voxel_size_mirrors_the_grid():
+    vol = _vol(voxel_size=-1.0)
+    want = -_vol(voxel_size=1.0).local_to_world_coords(torch.ones(2, 1, 3))
+    assert_close(vol.local_to_world_coords(torch.ones(2, 1, 3)), want)
+    assert_close(vol.world_to_local_coords(want), torch.ones(2, 1, 3))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1), (1, 1, 1)])
+def test_one_element_voxel_size_of_any_shape(shape):
+    vol = _vol(batch=2, voxel_size=torch.full(shape, 0.5))
+    want = _vol(batch=2, voxel_size=0.5)
+    pts = torch.randn(2, 4, 3)
+    assert_close(vol.world_to_local_coords(pts), want.world_to_local_coords(pts))
+
+
+@pytest.mark.parametrize("flag", [0, 1, False, True, 2])
+def test_align_corners_accepts_int_flags(flag):
+    vol = Volumes(torch.rand(1, 1, 2, 2, 2), align_corners=flag)
+    assert vol.get_align_corners() == bool(flag)
+
+
+@pytest.mark.parametrize("size", [(1, 4, 4), (4, 1, 4), (4, 4, 1)])
+def test_spatial_size_one_constructs_and_refuses_world_to_local(size):
+    vol = Volumes(torch.rand(1, 2, *size), voxel_size=0.5, volume_translation=(1.0, 2.0, 3.0))
+    assert vol.densities().shape == (1, 2, *size)
+    # local -> world works (the flat axis maps to the grid centre), as in PyTorch3D
+    world = vol.local_to_world_coords(torch.zeros(1, 1, 3))
+    assert_close(world, torch.tensor([[[-1.0, -2.0, -3.0]]]))
+    with pytest.raises(ValueError, match=r"points_3d_world: the world -> local map .* singular"):
+        vol.world_to_local_coords(torch.zeros(1, 1, 3))
+    with pytest.raises(ValueError, match="singular"):
+        vol.get_world_to_local_coords_transform()
+    with pytest.raises(ValueError, match="get_coord_grid: a volume with a spatial size of 1"):
+        vol.get_coord_grid()
+
+
+def test_zero_voxel_size_constructs_and_refuses_world_to_local():
+    vol = _vol(voxel_size=(1.0, 0.0, 1.0))
+    vol.local_to_world_coords(torch.zeros(2, 1, 3))
+    with pytest.raises(ValueError, match="singular"):
+        vol.world_to_local_coords(torch.zeros(2, 1, 3))
+
+
+def test_integer_points_take_the_volume_dtype():
+    vol = _vol(dtype=torch.float64)
+    out = vol.world_to_local_coords(torch.ones(2, 5, 3, dtype=torch.long))
+    assert out.dtype == torch.float64
+    assert_close(out, vol.world_to_local_coords(torch.ones(2, 5, 3, dtype=torch.float64)))
 
 
 def test_integer_tensor_parameters_take_the_volume_dtype():
@@ -558,7 +615,7 @@ def test_densities_wrong_rank():
 
 
 def test_densities_not_floating():
-    with pytest.raises(TypeError, match="densities: expected a floating-point tensor"):
+    with pytest.raises(ValueError, match="densities: expected a floating-point tensor"):
         Volumes(torch.zeros(1, 1, 4, 4, 4, dtype=torch.long))
 
 
@@ -578,7 +635,7 @@ def test_densities_list_not_floating():
 
 
 def test_densities_list_not_tensor():
-    with pytest.raises(TypeError, match=r"densities\[0\]: expected a torch.Tensor"):
+    with pytest.raises(ValueError, match=r"densities\[0\]: expected a floating-point tensor"):
         Volumes([[1.0, 2.0]])
 
 
@@ -594,15 +651,10 @@ def test_densities_list_different_dtypes():
         Volumes([torch.zeros(1, 3, 3, 3), torch.zeros(1, 3, 3, 3, dtype=torch.float64)])
 
 
-@pytest.mark.parametrize("size", [(1, 4, 4), (4, 1, 4), (4, 4, 1), (0, 4, 4)])
-def test_densities_spatial_size_below_two(size):
-    with pytest.raises(ValueError, match="densities: expected every spatial size"):
-        Volumes(torch.zeros(1, 1, *size))
-
-
-def test_densities_list_spatial_size_below_two():
-    with pytest.raises(ValueError, match=r"densities: expected every spatial size .* volume 1"):
-        Volumes([torch.zeros(1, 3, 3, 3), torch.zeros(1, 3, 1, 3)])
+@pytest.mark.parametrize("value", [None, 1.0, "densities"])
+def test_densities_not_a_tensor_is_a_value_error_like_pytorch3d(value):
+    with pytest.raises(ValueError, match="densities must be either a list or a tensor"):
+        Volumes(value)
 
 
 def test_features_batch_mismatch():
@@ -651,93 +703,59 @@ def test_features_device_mismatch():
 
 @pytest.mark.parametrize(
     "voxel_size",
-    [
-        0.0,
-        -1.0,
-        float("nan"),
-        float("inf"),
-        (0.1, 0.0, 0.1),
-        [1.0, -2.0, 1.0],
-        torch.tensor([0.1, -0.1, 0.1]),
-        torch.tensor(0.0),
-        torch.tensor([[1.0], [0.0]]),
-    ],
-    ids=[
-        "zero",
-        "negative",
-        "nan",
-        "inf",
-        "tuple-zero",
-        "list-negative",
-        "tensor-negative",
-        "tensor-zero",
-        "per-volume-zero",
-    ],
+    [float("nan"), float("inf"), (0.1, float("nan"), 0.1), torch.tensor([[1.0], [float("inf")]])],
+    ids=["nan", "inf", "tuple-nan", "per-volume-inf"],
 )
-def test_voxel_size_not_positive(voxel_size):
-    with pytest.raises(ValueError, match="voxel_size: expected finite values > 0"):
+def test_voxel_size_not_finite(voxel_size):
+    with pytest.raises(ValueError, match="voxel_size: expected finite values"):
         _vol(batch=2, voxel_size=voxel_size)
 
 
 def test_voxel_size_wrong_length():
-    with pytest.raises(ValueError, match=r"voxel_size: expected .* got a sequence of length 2"):
+    with pytest.raises(ValueError, match=r"voxel_size has to be .* got a sequence of length 2"):
         _vol(voxel_size=(1.0, 1.0))
 
 
-@pytest.mark.parametrize("shape", [(2,), (4,), (2, 2), (1, 3, 1), (2, 3, 3)])
+@pytest.mark.parametrize("shape", [(2,), (4,), (2, 2), (1, 3, 1), (2, 3, 3), (3, 1)])
 def test_voxel_size_wrong_tensor_shape(shape):
-    with pytest.raises(ValueError, match=r"voxel_size: expected .* got shape"):
+    with pytest.raises(ValueError, match=r"voxel_size has to be .* got shape"):
         _vol(batch=2, voxel_size=torch.ones(shape))
 
 
-def test_voxel_size_wrong_type():
-    with pytest.raises(TypeError, match="voxel_size: expected a number"):
-        _vol(voxel_size="1.0")
-
-
-def test_voxel_size_bool():
-    with pytest.raises(TypeError, match="voxel_size: expected a number"):
-        _vol(voxel_size=True)
-
-
-def test_voxel_size_bool_tensor():
-    with pytest.raises(TypeError, match="voxel_size: expected a real tensor"):
-        _vol(voxel_size=torch.tensor([True, True, True]))
-
-
-def test_voxel_size_sequence_of_non_numbers():
-    with pytest.raises(TypeError, match="voxel_size: expected a number"):
-        _vol(voxel_size=(1.0, "a", 1.0))
+@pytest.mark.parametrize(
+    "voxel_size", [None, "1.0", True, torch.tensor([True, True, True]), (1.0, "a", 1.0)]
+)
+def test_voxel_size_wrong_type_is_a_value_error_like_pytorch3d(voxel_size):
+    with pytest.raises(ValueError, match="voxel_size has to be either") as info:
+        _vol(voxel_size=voxel_size)
+    assert isinstance(info.value, TypeError)
 
 
 def test_voxel_size_batch_does_not_broadcast():
-    with pytest.raises(ValueError, match="voxel_size: expected a batch size of 1 or 3"):
+    with pytest.raises(ValueError, match=r"voxel_size has to be .* for 3 volumes"):
         _vol(batch=3, voxel_size=torch.ones(2, 3))
 
 
-def test_voxel_size_per_volume_scalars_batch_does_not_broadcast():
-    with pytest.raises(ValueError, match="voxel_size: expected a batch size of 1 or 1"):
-        _vol(batch=1, voxel_size=torch.ones(3, 1))
-
-
 def test_translation_batch_does_not_broadcast():
-    with pytest.raises(ValueError, match="volume_translation: expected a batch size of 1 or 2"):
+    with pytest.raises(ValueError, match=r"volume_translation: got shape \(3, 3\) for 2 volumes"):
         _vol(batch=2, volume_translation=torch.zeros(3, 3))
 
 
 def test_translation_wrong_length():
-    with pytest.raises(ValueError, match=r"volume_translation: expected .* length 4"):
+    with pytest.raises(ValueError, match=r"volume_translation: got a sequence of length 4"):
         _vol(volume_translation=[0.0, 0.0, 0.0, 0.0])
 
 
-def test_translation_wrong_type():
-    with pytest.raises(TypeError, match="volume_translation: expected a number"):
-        _vol(volume_translation={"x": 1.0})
+@pytest.mark.parametrize("translation", [None, {"x": 1.0}])
+def test_translation_wrong_type_is_a_value_error_like_pytorch3d(translation):
+    with pytest.raises(ValueError, match="`volume_translation` has to be either"):
+        _vol(volume_translation=translation)
 
 
-def test_align_corners_not_bool():
-    with pytest.raises(TypeError, match="align_corners: expected a bool"):
-        _vol(align_corners=1)
+@pytest.mark.parametrize("flag", ["yes", None, 0.0])
+def test_align_corners_not_a_flag(flag):
+    with pytest.raises(ValueError, match="align_corners: expected a bool"):
+        _vol(align_corners=flag)
 
 
 @pytest.mark.parametrize(
@@ -754,9 +772,9 @@ def test_points_rank_one():
         _vol().world_to_local_coords(torch.zeros(3))
 
 
-def test_points_not_floating():
-    with pytest.raises(TypeError, match="points_3d_world: expected a floating-point tensor"):
-        _vol().world_to_local_coords(torch.zeros(2, 5, 3, dtype=torch.long))
+def test_points_not_real():
+    with pytest.raises(ValueError, match="points_3d_world: expected a real"):
+        _vol().world_to_local_coords(torch.zeros(2, 5, 3, dtype=torch.bool))
 
 
 def test_points_not_tensor():
@@ -777,7 +795,7 @@ def test_points_device_mismatch():
 
 @pytest.mark.parametrize("index", [3, -4, 100])
 def test_index_int_out_of_range(index):
-    with pytest.raises(IndexError, match=r"index: expected an integer in \[-3, 3\)"):
+    with pytest.raises(IndexError, match=rf"index {index} is out of bounds .* in \[-3, 3\)"):
         _vol(batch=3)[index]
 
 
@@ -807,18 +825,24 @@ def test_index_tensor_2d():
 
 
 def test_index_float_tensor():
-    with pytest.raises(TypeError, match="index: expected an integer or boolean tensor"):
+    with pytest.raises(IndexError, match="index: expected an integer or boolean tensor"):
         _vol(batch=3)[torch.tensor([0.0])]
 
 
-@pytest.mark.parametrize("index", ["0", 1.0, True, None])
-def test_index_wrong_type(index):
-    with pytest.raises(TypeError, match="index: expected an int, slice, list or 1D tensor"):
+@pytest.mark.parametrize("index", ["0", 1.0, 0.0, None])
+def test_index_wrong_type_is_an_index_error_like_pytorch3d(index):
+    with pytest.raises(IndexError, match="index: expected an int, slice, list or 1D tensor"):
         _vol(batch=3)[index]
 
 
+def test_index_bool_counts_as_an_int_like_pytorch3d():
+    vol = _vol(batch=3)
+    assert torch.equal(vol[True].densities(), vol[1].densities())
+    assert torch.equal(vol[False].densities(), vol[0].densities())
+
+
 def test_index_list_of_non_ints():
-    with pytest.raises(TypeError, match="index: expected a list of ints"):
+    with pytest.raises(IndexError, match="index: expected a list of ints"):
         _vol(batch=3)[[0, 1.5]]
 
 

@@ -3,31 +3,36 @@
 Every helper raises ``ValueError`` or ``TypeError`` with a message of the form
 ``"<argument>: expected <what>, got <what came>"`` so a user can fix the call without reading
 the source. None of them reads tensor *values* (which would force a host-device sync), except
-:func:`check_in_unit_interval`, which only does so on the CPU.
+:func:`check_density_range`, which reads them at once only on the CPU (or when asked to be
+strict), and :func:`scalar_value`, which reads a one-element tensor given as an argument.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+import warnings
 from collections.abc import Sequence
 
 import torch
 
 __all__ = [
+    "ArgumentTypeError",
     "IndexOutOfRangeError",
-    "InputError",
+    "IndexTypeError",
     "as_batched_param",
     "as_flag",
     "broadcast_batch_sizes",
     "check_choice",
+    "check_density_range",
     "check_floating",
-    "check_in_unit_interval",
     "check_positive_number",
     "check_same_device",
     "check_shape",
     "check_shape_worded",
     "check_tensor",
     "describe",
+    "scalar_value",
 ]
 
 
@@ -194,49 +199,118 @@ def as_batched_param(
     return torch.tensor(items, dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-def check_in_unit_interval(value: torch.Tensor, name: str) -> None:
-    """Check every entry lies in [0, 1] without forcing a host-device sync.
-
-    On the CPU (no sync to avoid) a violation raises ``ValueError`` at once. On an accelerator,
-    and while being traced by ``torch.compile``, the check is queued on the device with
-    ``torch._assert_async``: a violation then surfaces as a device-side assertion
-    (``RuntimeError``) at the next synchronisation instead of stalling the pipeline here.
-    """
-    if value.numel() == 0:
-        return
-    lo, hi = torch.aminmax(value.detach())  # one pass; NaN propagates, fails both tests
-    inside = (lo >= 0) & (hi <= 1)
-    if value.device.type == "cpu" and not torch.compiler.is_compiling():
-        if not bool(inside):
-            raise ValueError(
-                f"{name}: expected values in [0, 1], got values in [{float(lo):g}, {float(hi):g}]"
-            )
-    else:
-        torch._assert_async(inside, f"{name}: expected values in [0, 1]")
-
-
 class IndexOutOfRangeError(IndexError, ValueError):
     """An index outside a batch: an ``IndexError`` (so iteration stops) and a ``ValueError``."""
 
 
-class InputError(TypeError, ValueError):
-    """A wrong type or form of an argument where PyTorch3D raises ``ValueError``.
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type: a ``TypeError`` (Python's rule) and a ``ValueError``.
 
-    Both a ``TypeError`` (what it is) and a ``ValueError`` (what PyTorch3D code catches).
+    PyTorch3D raises ``ValueError`` for most arguments of the wrong type (``Volumes(None)``,
+    ``rays_densities=None``, ...); this class keeps both promises.
     """
+
+
+class IndexTypeError(IndexError, TypeError):
+    """An index of the wrong type: an ``IndexError`` (what PyTorch3D's batches raise) and a
+    ``TypeError`` (Python's rule)."""
+
+
+def scalar_value(value: object, name: str, *, finite: bool = True) -> float:
+    """A real Python/NumPy number or a 0-d real tensor, as a finite Python float.
+
+    A tensor is read on the host (free on the CPU; one device sync for an accelerator tensor,
+    so call this where arguments are taken, never per sample).
+    """
+    if isinstance(value, torch.Tensor):
+        if value.ndim != 0:
+            raise ValueError(
+                f"{name}: expected a number or a tensor of shape (), got {describe(value)}"
+            )
+        if value.dtype == torch.bool or value.is_complex():
+            raise ArgumentTypeError(f"{name}: expected a real number, got {describe(value)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"{name}: expected a real number, got {describe(value)}")
+    if finite and not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+_DENSITY_WARNING = "One or more elements of {name} are outside of valid range (0.0, 1.0)"
+
+
+def check_density_range(value: torch.Tensor, name: str, *, strict: bool = False) -> None:
+    """PyTorch3D's density check: warn (``strict``: raise ``ValueError``) if an entry of
+    ``value`` lies outside ``[0, 1]`` or is NaN.
+
+    The warning keeps PyTorch3D's wording ("One or more elements of rays_densities are outside
+    of valid range (0.0, 1.0)"), so warning filters written for PyTorch3D still match.
+
+    Cost: on the CPU one ``aminmax`` pass and a free read. On CUDA the default
+    (``strict=False``) never waits for the device and never asserts on it: the check is queued
+    (a reduction and a non-blocking copy of one flag to the host) and its result is read, and
+    warned about, by a later call once the device has finished it. ``strict=True`` reads the
+    result at once, which costs one host-device sync. Under ``torch.compile`` nothing is
+    checked (no Python side effects inside a graph).
+    """
+    if value.numel() == 0 or torch.compiler.is_compiling():
+        return
+    if value.device.type != "cuda" or strict:
+        with torch.no_grad():
+            lo, hi = torch.aminmax(value.detach())
+            bad = not bool((lo >= 0) & (hi <= 1))  # NaN fails both comparisons
+        if bad:
+            message = (
+                _DENSITY_WARNING.format(name=name)
+                + f": expected values in [0, 1], got values in [{float(lo):g}, {float(hi):g}]"
+            )
+            if strict:
+                raise ValueError(message)
+            warnings.warn(message, stacklevel=3)
+        return
+    _poll_pending_density_checks()
+    with torch.no_grad():
+        inside = (value.detach() >= 0) & (value.detach() <= 1)
+        flag = (~inside).any().reshape(1)  # on the device, no sync
+    host = torch.empty(1, dtype=torch.bool, pin_memory=torch.cuda.is_available())
+    host.copy_(flag, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    _PENDING_DENSITY_CHECKS.append((event, host, name))
+
+
+_PENDING_DENSITY_CHECKS: list = []
+
+
+def _poll_pending_density_checks() -> None:
+    """Warn for every queued accelerator density check the device has finished (no waiting)."""
+    while _PENDING_DENSITY_CHECKS:
+        event, host, name = _PENDING_DENSITY_CHECKS[0]
+        if not event.query():
+            if len(_PENDING_DENSITY_CHECKS) < 64:
+                return
+            event.synchronize()  # a bounded backlog: only if the device lags 64 calls behind
+        _PENDING_DENSITY_CHECKS.pop(0)
+        if bool(host[0]):
+            warnings.warn(
+                _DENSITY_WARNING.format(name=name)
+                + " (found by an asynchronous check of an earlier call on the device)",
+                stacklevel=4,
+            )
 
 
 def as_flag(value: object, name: str) -> bool:
     """A flag given as a bool or as the integers 0 / 1 (as PyTorch3D code often passes) -> bool.
 
     Raises:
-        InputError: anything else (a number other than 0 / 1, a string, a tensor, ...).
+        ArgumentTypeError: anything else (a number other than 0 / 1, a string, a tensor, ...).
     """
     if isinstance(value, bool):
         return value
     if isinstance(value, numbers.Integral) and int(value) in (0, 1):
         return bool(value)
-    raise InputError(f"{name}: expected a bool (or 0 / 1), got {describe(value)}")
+    raise ArgumentTypeError(f"{name}: expected a bool (or 0 / 1), got {describe(value)}")
 
 
 def check_shape_worded(value: torch.Tensor, name: str, pytorch3d_words: str, **kwargs) -> None:

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import torch
 
 from ._checks import (
+    ArgumentTypeError,
     IndexOutOfRangeError,
-    InputError,
     broadcast_batch_sizes,
     check_same_device,
     check_shape,
@@ -168,7 +168,7 @@ class CamerasBase:
             isinstance(index, list)
             and not all(isinstance(i, int) and not isinstance(i, bool) for i in index)
         ):
-            raise InputError(
+            raise ArgumentTypeError(
                 "Invalid index type, expected int, List[int] or Bool/LongTensor; got "
                 f"{type(index)!r} (index: expected an int, a list of ints or a 1-D Long/Bool "
                 f"tensor, got {describe(index)})"
@@ -347,12 +347,14 @@ class CamerasBase:
         """Shape, device and batch of an ``unproject_points`` input; integer input is cast to
         the cameras' dtype (another float dtype promotes in the computation)."""
         if not isinstance(xy_depth, torch.Tensor):
-            raise InputError(
+            raise ArgumentTypeError(
                 f"xy_depth: expected a tensor of shape (P, 3) or (N, P, 3), got {describe(xy_depth)}"
             )
         if not xy_depth.is_floating_point():
             if xy_depth.dtype == torch.bool or xy_depth.is_complex():
-                raise InputError(f"xy_depth: expected a real tensor, got dtype {xy_depth.dtype}")
+                raise ArgumentTypeError(
+                    f"xy_depth: expected a real tensor, got dtype {xy_depth.dtype}"
+                )
             xy_depth = xy_depth.to(self.dtype)
         check_shape(xy_depth, "xy_depth", ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
         check_same_device("xy_depth", xy_depth, self.device)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import InputError, as_batched_param, as_flag, check_shape, describe
+from ._checks import ArgumentTypeError, as_batched_param, as_flag, check_shape, describe
 from .transforms import Transform3d, _affine_matrix, _numerical_inverse
 
 __all__: list[str] = []
@@ -49,11 +49,11 @@ def _geometry_tensor(
     """A real tensor or a nested sequence of numbers -> a tensor in ``dtype`` (graph kept).
 
     Integer tensors and nested lists are cast (as PyTorch3D does); booleans, complex numbers and
-    anything else raise :class:`~voxrender._checks.InputError` (a ``TypeError`` and ``ValueError``).
+    anything else raise :class:`~voxrender._checks.ArgumentTypeError` (a ``TypeError`` and ``ValueError``).
     """
     if isinstance(value, torch.Tensor):
         if value.dtype == torch.bool or value.is_complex():
-            raise InputError(
+            raise ArgumentTypeError(
                 f"{name}: expected a real tensor of shape {spec}, got dtype {value.dtype}"
             )
         return value.to(device=device, dtype=dtype)
@@ -62,7 +62,7 @@ def _geometry_tensor(
             return torch.tensor(value, dtype=dtype, device=device)
         except (TypeError, ValueError, RuntimeError):
             pass
-    raise InputError(f"{name}: expected a tensor of shape {spec}, got {describe(value)}")
+    raise ArgumentTypeError(f"{name}: expected a tensor of shape {spec}, got {describe(value)}")
 
 
 def _matrix_field(
@@ -179,14 +179,14 @@ def _real_tensor(
     """A number, a nested sequence of numbers or a real tensor -> a tensor (shape as given)."""
     if isinstance(value, torch.Tensor):
         if value.dtype == torch.bool or value.is_complex():
-            raise InputError(f"{name}: expected a real tensor, got dtype {value.dtype}")
+            raise ArgumentTypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
         return value.to(device=device, dtype=dtype)
     if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
-        raise InputError(f"{name}: expected {forms}, got {describe(value)}")
+        raise ArgumentTypeError(f"{name}: expected {forms}, got {describe(value)}")
     try:
         return torch.tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError):
-        raise InputError(f"{name}: expected {forms}, got {describe(value)}") from None
+        raise ArgumentTypeError(f"{name}: expected {forms}, got {describe(value)}") from None
 
 
 def _focal_length_field(

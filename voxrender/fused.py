@@ -55,7 +55,6 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ._checks import check_in_unit_interval
 from .grid_sample import _PAD, _collapse_expanded_batch, margined_table
 from .raymarching import (
     AbsorptionOnlyRaymarcher,
@@ -571,6 +570,17 @@ def _shared_volume(volume: torch.Tensor) -> torch.Tensor:
     return collapsed
 
 
+def _in_unit_interval(densities: torch.Tensor) -> bool:
+    """Whether every voxel density lies in [0, 1] (CPU only: the read is free).
+
+    Samples are convex blends of voxels, so voxels in [0, 1] give samples in [0, 1] and the
+    raymarcher's density check can be skipped; otherwise the general path renders and warns.
+    Not asked under ``torch.compile``, where no density check runs (no data-dependent branch).
+    """
+    lo, hi = torch.aminmax(densities.detach())
+    return bool((lo >= 0) & (hi <= 1))  # NaN fails both
+
+
 def _rays_need_grad(ray_bundle) -> bool:
     return any(
         getattr(ray_bundle, field).requires_grad for field in ("origins", "directions", "lengths")
@@ -636,10 +646,10 @@ def fused_render(
             d1, f1 = densities, features
     else:
         d1, f1 = _shared_volume(densities), None
+    if not torch.compiler.is_compiling() and not _in_unit_interval(d1):
+        return None  # the general path's raymarcher warns (or raises) per sample, as PyTorch3D
     table = volume_table(d1, f1)  # (rows, C)
     base = None
-    # Checked once on the voxels (whose blends the samples are) rather than on every sample.
-    check_in_unit_interval(d1, "volumes.densities()")
     if d1.shape[0] > 1:  # one volume per batch element
         rows = table.shape[0] // d1.shape[0]
         per_batch = torch.arange(batch, device=origins.device) * rows

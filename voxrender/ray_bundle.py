@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._checks import check_floating, check_same_device, check_shape, describe
+from ._checks import ArgumentTypeError, check_same_device, check_shape, describe
 
 __all__ = [
     "HeterogeneousRayBundle",
@@ -88,10 +88,12 @@ def ray_bundle_variables_to_ray_points(
     Returns:
         The ray points, ``(..., P, 3)``.
 
+    The points take the promoted dtype of the three (integer tensors are accepted, as in
+    PyTorch3D: float32 origins with float64 lengths give float64 points).
+
     Raises:
-        TypeError: an input is not a floating-point tensor, or their dtypes differ.
-        ValueError: a wrong trailing size, leading dimensions that do not broadcast, or inputs
-            on different devices.
+        ValueError: an input that is not a real tensor (also a ``TypeError``), a wrong trailing
+            size, leading dimensions that do not broadcast, or inputs on different devices.
     """
     _check_ray_variables(rays_origins, rays_directions, rays_lengths)
     # (..., 1, 3) + (..., P, 1) * (..., 1, 3) -> (..., P, 3)
@@ -110,7 +112,7 @@ def ray_bundle_to_ray_points(ray_bundle: RayBundle | HeterogeneousRayBundle) -> 
     """
     for field in ("origins", "directions", "lengths"):
         if not hasattr(ray_bundle, field):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"ray_bundle: expected a RayBundle or HeterogeneousRayBundle with a {field!r} "
                 f"field, got {describe(ray_bundle)}"
             )
@@ -119,21 +121,31 @@ def ray_bundle_to_ray_points(ray_bundle: RayBundle | HeterogeneousRayBundle) -> 
     )
 
 
+def _check_real_tensor(value: object, name: str) -> torch.Tensor:
+    """A real (floating-point or integer) tensor; bool and complex ones are refused."""
+    if not isinstance(value, torch.Tensor):
+        raise ArgumentTypeError(f"{name}: expected a torch.Tensor, got {describe(value)}")
+    if value.dtype == torch.bool or value.is_complex():
+        raise ArgumentTypeError(
+            f"{name}: expected a real (floating-point or integer) tensor, got dtype {value.dtype}"
+        )
+    return value
+
+
 def _check_ray_variables(
     origins: torch.Tensor, directions: torch.Tensor, lengths: torch.Tensor
 ) -> None:
-    """Validate the three bundle tensors (shapes only: no host-device sync)."""
-    check_floating(origins, "rays_origins")
-    check_floating(directions, "rays_directions")
-    check_floating(lengths, "rays_lengths")
+    """Validate the three bundle tensors (shapes and devices only: no host-device sync).
+
+    Dtypes may differ and may be integer: the points take the promoted dtype, as in PyTorch3D.
+    """
+    _check_real_tensor(origins, "rays_origins")
+    _check_real_tensor(directions, "rays_directions")
+    _check_real_tensor(lengths, "rays_lengths")
     check_shape(origins, "rays_origins", min_ndim=1, last=(3,), spec="(..., 3)")
     check_shape(directions, "rays_directions", min_ndim=1, last=(3,), spec="(..., 3)")
     check_shape(lengths, "rays_lengths", min_ndim=1, spec="(..., P)")
     for name, value in (("rays_directions", directions), ("rays_lengths", lengths)):
-        if value.dtype != origins.dtype:
-            raise TypeError(
-                f"{name}: expected the dtype of rays_origins ({origins.dtype}), got {value.dtype}"
-            )
         check_same_device(name, value, origins.device)
     try:
         torch.broadcast_shapes(origins.shape[:-1], directions.shape[:-1], lengths.shape[:-1])

@@ -29,16 +29,17 @@ Dimensions:
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 
 from ._checks import (
-    check_floating,
-    check_in_unit_interval,
-    check_positive_number,
+    ArgumentTypeError,
+    check_density_range,
     check_same_device,
-    check_shape,
     describe,
+    scalar_value,
 )
 
 __all__ = [
@@ -57,46 +58,71 @@ __all__ = [
 
 
 def _check_surface_thickness(surface_thickness: object) -> int:
-    if isinstance(surface_thickness, bool) or not isinstance(surface_thickness, int):
-        raise TypeError(
+    """A positive int (PyTorch3D slices with it, so a bool counts as 0 or 1)."""
+    if not isinstance(surface_thickness, numbers.Integral):
+        raise ArgumentTypeError(
             f"surface_thickness: expected a positive int, got {describe(surface_thickness)}"
         )
     if surface_thickness < 1:
         raise ValueError(f"surface_thickness: expected a positive int, got {surface_thickness!r}")
-    return surface_thickness
+    return int(surface_thickness)
 
 
 def _check_eps(eps: object) -> float:
-    return check_positive_number(eps, "eps", allow_zero=True)
+    """A finite real number (a one-element tensor is read once); PyTorch3D takes any sign."""
+    return scalar_value(eps, "eps")
 
 
-def _check_ray_densities(densities: torch.Tensor, name: str) -> torch.Tensor:
-    """Per-ray densities ``(..., P)``: floating, at least 1-D, values in [0, 1]."""
-    check_floating(densities, name)
-    check_shape(densities, name, min_ndim=1, spec="(..., P)")
-    check_in_unit_interval(densities, name)
+def _check_strict(strict: object) -> bool:
+    if not isinstance(strict, (bool, int)) or strict not in (0, 1):
+        raise ArgumentTypeError(f"strict_densities: expected a bool, got {describe(strict)}")
+    return bool(strict)
+
+
+def _as_real(value: object, name: str) -> torch.Tensor:
+    """A real tensor; integer ones become the default float dtype (what PyTorch3D's arithmetic
+    with Python floats makes of them)."""
+    if not isinstance(value, torch.Tensor):
+        raise ArgumentTypeError(
+            f"{name} has to be an instance of torch.Tensor: got {describe(value)}"
+        )
+    if value.dtype == torch.bool or value.is_complex():
+        raise ArgumentTypeError(
+            f"{name}: expected a real (floating-point or integer) tensor, got dtype {value.dtype}"
+        )
+    return value if value.is_floating_point() else value.to(torch.get_default_dtype())
+
+
+def _check_ray_densities(densities: object, name: str, strict: bool) -> torch.Tensor:
+    """Per-ray densities ``(..., P)``: a real tensor, at least 1-D; warns outside [0, 1]."""
+    densities = _as_real(densities, name)
+    if densities.ndim < 1:
+        raise ValueError(f"{name}: expected shape (..., P), got shape {tuple(densities.shape)}")
+    check_density_range(densities, name, strict=strict)
     return densities
 
 
-def _check_raymarcher_densities(rays_densities: torch.Tensor) -> torch.Tensor:
-    """Raymarcher densities ``(..., P, 1)``: floating, values in [0, 1]."""
-    check_floating(rays_densities, "rays_densities")
-    check_shape(rays_densities, "rays_densities", min_ndim=2, last=(1,), spec="(..., P, 1)")
-    check_in_unit_interval(rays_densities, "rays_densities")
+def _check_raymarcher_densities(rays_densities: object, strict: bool) -> torch.Tensor:
+    """Raymarcher densities ``(..., P, 1)``; values outside [0, 1] warn (PyTorch3D's check)."""
+    rays_densities = _as_real(rays_densities, "rays_densities")
+    if rays_densities.ndim < 2 or rays_densities.shape[-1] != 1:
+        raise ValueError(
+            "The size of the last dimension of rays_densities has to be one. rays_densities: "
+            f"expected shape (..., P, 1), got shape {tuple(rays_densities.shape)}"
+        )
     return rays_densities
 
 
-def _check_raymarcher_features(
-    rays_features: torch.Tensor, rays_densities: torch.Tensor
-) -> torch.Tensor:
+def _check_raymarcher_features(rays_features: object, rays_densities: torch.Tensor) -> torch.Tensor:
     """Raymarcher features ``(..., P, C)`` matching ``rays_densities (..., P, 1)``."""
-    check_floating(rays_features, "rays_features")
+    rays_features = _as_real(rays_features, "rays_features")
     want = tuple(rays_densities.shape[:-1])
     if rays_features.ndim != rays_densities.ndim or tuple(rays_features.shape[:-1]) != want:
         spec = "(" + ", ".join(map(str, want)) + ", C)"
         raise ValueError(
-            f"rays_features: expected shape {spec} to match rays_densities "
-            f"{tuple(rays_densities.shape)}, got shape {tuple(rays_features.shape)}"
+            "The first to previous to last dimensions of rays_features have to be the same as "
+            f"all dimensions of rays_densities. rays_features: expected shape {spec} to match "
+            f"rays_densities {tuple(rays_densities.shape)}, got shape {tuple(rays_features.shape)}"
         )
     check_same_device("rays_features", rays_features, rays_densities.device)
     return rays_features
@@ -202,14 +228,20 @@ def _emission_absorption_backward(
 
 
 def transmittance_from_densities(
-    densities: torch.Tensor, surface_thickness: int = 1, eps: float = 1e-10
+    densities: torch.Tensor,
+    surface_thickness: int = 1,
+    eps: float = 1e-10,
+    *,
+    strict_densities: bool = False,
 ) -> torch.Tensor:
     """Transmittance (PyTorch3D's "absorption") reaching each sample of each ray.
 
     Args:
-        densities: per-sample opacities in [0, 1], ``(..., P)``.
+        densities: per-sample opacities, meant to lie in [0, 1], ``(..., P)``; values outside
+            warn (``strict_densities``: raise ``ValueError``) and are used as they are.
         surface_thickness: how many samples the transmittance lags behind, a positive int.
-        eps: non-negative number added to ``1 - d`` in the product.
+        eps: number added to ``1 - d`` in the product.
+        strict_densities: raise instead of warning for densities outside [0, 1].
 
     Returns:
         ``T_i = prod_{j <= i - surface_thickness} ((1 + eps) - d_j)``, ``(..., P)``; the first
@@ -217,35 +249,46 @@ def transmittance_from_densities(
     """
     surface_thickness = _check_surface_thickness(surface_thickness)
     eps = _check_eps(eps)
-    _check_ray_densities(densities, "densities")
+    densities = _check_ray_densities(densities, "densities", _check_strict(strict_densities))
     return _transmittance(densities, surface_thickness, eps)
 
 
 def render_weights_from_densities(
-    densities: torch.Tensor, surface_thickness: int = 1, eps: float = 1e-10
+    densities: torch.Tensor,
+    surface_thickness: int = 1,
+    eps: float = 1e-10,
+    *,
+    strict_densities: bool = False,
 ) -> torch.Tensor:
     """Emission-absorption weight ``w_i = d_i * T_i`` of each sample of each ray.
 
     The transmittance ``T_i`` and the arguments (checked the same way) are those of
-    :func:`transmittance_from_densities`: ``densities`` ``(..., P)`` in [0, 1], the lag
-    ``surface_thickness`` and ``eps``.
+    :func:`transmittance_from_densities`: ``densities`` ``(..., P)``, the lag
+    ``surface_thickness``, ``eps`` and ``strict_densities``.
 
     Returns:
         The weights, ``(..., P)``.
     """
-    return densities * transmittance_from_densities(densities, surface_thickness, eps)
+    transmittance = transmittance_from_densities(
+        densities, surface_thickness, eps, strict_densities=strict_densities
+    )
+    return _as_real(densities, "densities") * transmittance
 
 
-def opacity_from_densities(densities: torch.Tensor) -> torch.Tensor:
+def opacity_from_densities(
+    densities: torch.Tensor, *, strict_densities: bool = False
+) -> torch.Tensor:
     """Fraction of light each ray loses on its way through all of its samples.
 
     Args:
-        densities: per-sample opacities in [0, 1], ``(..., P)``.
+        densities: per-sample opacities, meant to lie in [0, 1] (see
+            :func:`transmittance_from_densities`), ``(..., P)``.
+        strict_densities: raise instead of warning for densities outside [0, 1].
 
     Returns:
-        ``1 - prod_i (1 - d_i)`` in [0, 1], ``(..., 1)``.
+        ``1 - prod_i (1 - d_i)``, ``(..., 1)``; in [0, 1] for densities in [0, 1].
     """
-    _check_ray_densities(densities, "densities")
+    densities = _check_ray_densities(densities, "densities", _check_strict(strict_densities))
     return _opacity(densities)
 
 
@@ -254,14 +297,18 @@ def emission_absorption(
     rays_features: torch.Tensor,
     surface_thickness: int = 1,
     eps: float = 1e-10,
+    *,
+    strict_densities: bool = False,
 ) -> torch.Tensor:
     """Emission-absorption render of each ray: weighted features, then opacity.
 
     Args:
-        rays_densities: per-sample opacities in [0, 1], ``(..., P, 1)``.
+        rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``; values
+            outside warn (``strict_densities``: raise ``ValueError``), as in PyTorch3D.
         rays_features: per-sample features, ``(..., P, C)``.
         surface_thickness: how many samples the transmittance lags behind, a positive int.
-        eps: non-negative number added to ``1 - d`` in the transmittance (not in the opacity).
+        eps: number added to ``1 - d`` in the transmittance (not in the opacity).
+        strict_densities: raise instead of warning for densities outside [0, 1].
 
     Returns:
         ``cat(sum_i w_i f_i, 1 - prod_i (1 - d_i))``, ``(..., C + 1)``, in the promoted dtype of
@@ -269,8 +316,10 @@ def emission_absorption(
     """
     surface_thickness = _check_surface_thickness(surface_thickness)
     eps = _check_eps(eps)
-    _check_raymarcher_densities(rays_densities)
-    _check_raymarcher_features(rays_features, rays_densities)
+    strict = _check_strict(strict_densities)
+    rays_densities = _check_raymarcher_densities(rays_densities, strict)
+    rays_features = _check_raymarcher_features(rays_features, rays_densities)
+    check_density_range(rays_densities, "rays_densities", strict=strict)
     return _emission_absorption(rays_densities, rays_features, surface_thickness, eps)
 
 
@@ -285,11 +334,17 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
     Args:
         surface_thickness: how many samples the transmittance lags behind the densities, a
             positive int; 1 lets each sample be lit by everything strictly in front of it.
+        strict_densities: a voxrender option. Densities outside [0, 1] (or NaN) make
+            PyTorch3D's raymarchers warn and render them anyway; voxrender does the same by
+            default, and raises ``ValueError`` instead with ``strict_densities=True`` (which
+            costs one host-device sync per call on CUDA; the default never syncs there, see
+            :func:`voxrender._checks.check_density_range`).
     """
 
-    def __init__(self, surface_thickness: int = 1):
+    def __init__(self, surface_thickness: int = 1, *, strict_densities: bool = False):
         super().__init__()
         self.surface_thickness = _check_surface_thickness(surface_thickness)
+        self.strict_densities = _check_strict(strict_densities)
 
     def forward(
         self,
@@ -301,32 +356,49 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
         """Render each ray.
 
         Args:
-            rays_densities: per-sample opacities in [0, 1], ``(..., P, 1)``.
+            rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``.
             rays_features: per-sample features, ``(..., P, C)``.
-            eps: non-negative number added to ``1 - d`` in the transmittance.
+            eps: number added to ``1 - d`` in the transmittance.
             **kwargs: ignored (e.g. the ``ray_bundle`` a renderer passes along).
 
         Returns:
             Features then opacity of each ray, ``(..., C + 1)``.
         """
-        return emission_absorption(rays_densities, rays_features, self.surface_thickness, eps)
+        return emission_absorption(
+            rays_densities,
+            rays_features,
+            self.surface_thickness,
+            eps,
+            strict_densities=self.strict_densities,
+        )
 
     def extra_repr(self) -> str:
         return f"surface_thickness={self.surface_thickness}"
 
 
 class AbsorptionOnlyRaymarcher(torch.nn.Module):
-    """Absorption-only raymarcher (PyTorch3D's): the opacity of each ray and nothing else."""
+    """Absorption-only raymarcher (PyTorch3D's): the opacity of each ray and nothing else.
+
+    Args:
+        strict_densities: raise ``ValueError`` instead of warning for densities outside
+            [0, 1] (see :class:`EmissionAbsorptionRaymarcher`).
+    """
+
+    def __init__(self, *, strict_densities: bool = False):
+        super().__init__()
+        self.strict_densities = _check_strict(strict_densities)
 
     def forward(self, rays_densities: torch.Tensor, **kwargs) -> torch.Tensor:
         """Opacity of each ray.
 
         Args:
-            rays_densities: per-sample opacities in [0, 1], ``(..., P, 1)``.
+            rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``.
             **kwargs: ignored (e.g. ``rays_features`` or the ``ray_bundle`` of a renderer).
 
         Returns:
-            ``1 - prod_i (1 - d_i)`` in [0, 1], ``(..., 1)``.
+            ``1 - prod_i (1 - d_i)``, ``(..., 1)``.
         """
-        _check_raymarcher_densities(rays_densities)
+        strict = _check_strict(getattr(self, "strict_densities", False))
+        rays_densities = _check_raymarcher_densities(rays_densities, strict)
+        check_density_range(rays_densities, "rays_densities", strict=strict)
         return _opacity(rays_densities.squeeze(-1))

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_same_device, describe
+from ._checks import ArgumentTypeError, check_same_device, describe, scalar_value
 from .ray_bundle import HeterogeneousRayBundle, RayBundle
 
 __all__ = [
@@ -58,42 +58,57 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _check_count(value: object, name: str, *, optional: bool = False) -> int | None:
-    """An integer >= 1 (or ``None`` when ``optional``), returned as a Python int."""
+def _check_count(
+    value: object, name: str, *, optional: bool = False, allow_zero: bool = False
+) -> int | None:
+    """A non-negative integer (``>= 1`` unless ``allow_zero``; ``None`` when ``optional``)."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        what = "an integer >= 1" + (" or None" if optional else "")
-        raise TypeError(f"{name}: expected {what}, got {describe(value)}")
-    if value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        what = f"an integer >= {0 if allow_zero else 1}" + (" or None" if optional else "")
+        raise ArgumentTypeError(f"{name}: expected {what}, got {describe(value)}")
+    if value < (0 if allow_zero else 1):
+        raise ValueError(f"{name}: expected an integer >= {0 if allow_zero else 1}, got {value!r}")
     return int(value)
 
 
+def _check_override_count(value: object, name: str) -> int | None:
+    """A per-call ray count: as in PyTorch3D, ``0`` (falsy) means "not given", like ``None``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value == 0:
+        return None
+    return _check_count(value, name, optional=True)
+
+
 def _check_real(value: object, name: str) -> float:
-    """A finite real number (Python or NumPy scalar), returned as a Python float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {describe(value)}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
+    """A finite real number: a Python / NumPy scalar or a one-element tensor (read once)."""
+    return scalar_value(value, name)
 
 
 def _check_flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {describe(value)}")
-    return value
+    """A bool, or an int flag (PyTorch3D only tests the truth of these flags)."""
+    if not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"{name}: expected a bool, got {describe(value)}")
+    return bool(value)
 
 
 def _check_depth_range(min_depth: object, max_depth: object) -> tuple[float, float]:
-    min_depth = _check_real(min_depth, "min_depth")
-    max_depth = _check_real(max_depth, "max_depth")
-    if min_depth > max_depth:
-        raise ValueError(
-            f"min_depth, max_depth: expected min_depth <= max_depth, got {min_depth!r} > "
-            f"{max_depth!r}"
-        )
-    return min_depth, max_depth
+    """Two depths. Either may be the larger: PyTorch3D then samples from far to near.
+
+    Finiteness is checked where the depths are used (:func:`_check_depths_usable`): with no
+    points per ray they are not, and PyTorch3D accepts any value then.
+    """
+    return (
+        scalar_value(min_depth, "min_depth", finite=False),
+        scalar_value(max_depth, "max_depth", finite=False),
+    )
+
+
+def _check_depths_usable(min_depth: float, max_depth: float, n_pts_per_ray: int) -> None:
+    """Depths that make points must be finite (PyTorch3D returns inf / NaN lengths)."""
+    used = (("min_depth", min_depth), ("max_depth", max_depth))[: min(n_pts_per_ray, 2)]
+    for name, value in used:  # one point per ray sits at min_depth: max_depth is not read
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
 
 
 def _check_exclusive(n_rays_per_image: int | None, n_rays_total: int | None) -> None:
@@ -116,9 +131,13 @@ def _check_xy_bounds(
 def _check_ray_counts(
     n_rays_per_image: object, n_rays_total: object
 ) -> tuple[int | None, int | None]:
-    """Both optional ray counts checked, and not both set."""
+    """Both optional ray counts checked, and not both set.
+
+    ``n_rays_total=0`` is kept: as in PyTorch3D it counts as set for this check, and as not
+    set when rays are drawn.
+    """
     n_rays_per_image = _check_count(n_rays_per_image, "n_rays_per_image", optional=True)
-    n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True)
+    n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True, allow_zero=True)
     _check_exclusive(n_rays_per_image, n_rays_total)
     return n_rays_per_image, n_rays_total
 
@@ -141,17 +160,19 @@ def _check_cameras(cameras: Any, *, indexable: bool) -> tuple[int, torch.device,
     missing = [attr for attr in needed if not hasattr(cameras, attr)]
     if missing or not callable(cameras.unproject_points):
         lacking = ", ".join(missing) or "a callable unproject_points"
-        raise TypeError(
+        raise ArgumentTypeError(
             f"cameras: expected a cameras object with {', '.join(needed)} (like "
             f"FoVPerspectiveCameras), got {describe(cameras)} lacking {lacking}"
         )
     rotation = cameras.R
     if not isinstance(rotation, torch.Tensor) or rotation.ndim != 3:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"cameras.R: expected a tensor of shape (B, 3, 3), got {describe(rotation)}"
         )
     if not rotation.is_floating_point():
-        raise TypeError(f"cameras.R: expected a floating-point tensor, got dtype {rotation.dtype}")
+        raise ArgumentTypeError(
+            f"cameras.R: expected a floating-point tensor, got dtype {rotation.dtype}"
+        )
     return rotation.shape[0], torch.device(cameras.device), rotation.dtype
 
 
@@ -218,7 +239,7 @@ def _draw_ray_indices(
 def _mask_to_weights(mask: Any, batch_size: int, height: int, width: int, device, dtype):
     """Validate a sampling mask ``(B, H, W)`` and flatten it to weights ``(B, H * W)``."""
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask: expected a tensor of shape (B, H, W), got {describe(mask)}")
+        raise ArgumentTypeError(f"mask: expected a tensor of shape (B, H, W), got {describe(mask)}")
     want = (batch_size, height, width)
     if tuple(mask.shape) != want:
         raise ValueError(
@@ -227,9 +248,9 @@ def _mask_to_weights(mask: Any, batch_size: int, height: int, width: int, device
         )
     check_same_device("mask", mask, device)
     if mask.is_complex():
-        raise TypeError(f"mask: expected a real or boolean tensor, got dtype {mask.dtype}")
+        raise ArgumentTypeError(f"mask: expected a real or boolean tensor, got dtype {mask.dtype}")
     if not mask.is_floating_point():
-        mask = mask.to(dtype)
+        mask = mask.to(torch.float32)  # the dtype PyTorch3D draws with
     return mask.reshape(batch_size, height * width)
 
 
@@ -272,7 +293,10 @@ def _jitter_within_strata(centres: torch.Tensor) -> torch.Tensor:
     midpoints = 0.5 * (centres[..., 1:] + centres[..., :-1])  # (..., P - 1)
     upper = torch.cat((midpoints, centres[..., -1:]), dim=-1)  # (..., P)
     lower = torch.cat((centres[..., :1], midpoints), dim=-1)  # (..., P)
-    return lower + (upper - lower) * torch.rand_like(lower)
+    # Drawn in float32 whatever the depths' dtype, as PyTorch3D does: the same seed gives the
+    # same depths with a float64 camera too.
+    draw = torch.rand(lower.shape, dtype=torch.float32, device=lower.device)
+    return lower + (upper - lower) * draw.to(lower.dtype)
 
 
 def _xy_to_ray_bundle(
@@ -289,6 +313,7 @@ def _xy_to_ray_bundle(
     Each location is unprojected at depths 1 and 2; their difference is the direction (one
     unit of depth) and the origin lies one direction before the depth-1 point.
     """
+    _check_depths_usable(min_depth, max_depth, n_pts_per_ray)
     batch_size, spatial = xy.shape[0], xy.shape[1:-1]
     n_rays = spatial.numel()
     lengths = _uniform_depths(min_depth, max_depth, n_pts_per_ray, batch_size, n_rays, xy)
@@ -318,6 +343,15 @@ def _xy_to_ray_bundle(
         lengths.reshape(batch_size, *spatial, n_pts_per_ray),
         xy,
     )
+
+
+def _check_packable(n_pts_per_ray: int) -> None:
+    """PyTorch3D cannot pack rays of no points (its reshape fails): refuse that clearly."""
+    if n_pts_per_ray == 0:
+        raise ValueError(
+            "n_pts_per_ray, n_rays_total: expected n_pts_per_ray >= 1 with n_rays_total (rays "
+            "of no points cannot be packed), got n_pts_per_ray=0"
+        )
 
 
 def _draw_cameras(n_rays_total: int, n_cameras: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -437,15 +471,7 @@ class MultinomialRaysampler(torch.nn.Module):
         min_x, max_x, min_y, max_y = _check_xy_bounds(min_x, max_x, min_y, max_y)
         image_width = _check_count(image_width, "image_width")
         image_height = _check_count(image_height, "image_height")
-        if image_width > 1 and min_x == max_x:
-            raise ValueError(
-                f"min_x, max_x: expected different values when image_width > 1, got both {min_x!r}"
-            )
-        if image_height > 1 and min_y == max_y:
-            raise ValueError(
-                f"min_y, max_y: expected different values when image_height > 1, got both {min_y!r}"
-            )
-        n_pts_per_ray = _check_count(n_pts_per_ray, "n_pts_per_ray")
+        n_pts_per_ray = _check_count(n_pts_per_ray, "n_pts_per_ray", allow_zero=True)
         min_depth, max_depth = _check_depth_range(min_depth, max_depth)
         n_rays_per_image, n_rays_total = _check_ray_counts(n_rays_per_image, n_rays_total)
         _check_sampling_flags(unit_directions, stratified_sampling)
@@ -457,8 +483,8 @@ class MultinomialRaysampler(torch.nn.Module):
         self._min_depth, self._max_depth = min_depth, max_depth
         self._n_rays_per_image = n_rays_per_image
         self._n_rays_total = n_rays_total
-        self._unit_directions = unit_directions
-        self._stratified_sampling = stratified_sampling
+        self._unit_directions = bool(unit_directions)
+        self._stratified_sampling = bool(stratified_sampling)
         bounds = (min_x, max_x, min_y, max_y, image_width, image_height)
         # float32 exactly as PyTorch3D builds it; float64 for double-precision cameras.
         self.register_buffer(
@@ -510,18 +536,21 @@ class MultinomialRaysampler(torch.nn.Module):
             with ``n_rays_total``, a :class:`~voxrender.HeterogeneousRayBundle` with ``B = N``,
             ``(s1, s2) = (1, 1)``, ``camera_ids (M,)`` (CPU) and ``camera_counts (M,)``.
         """
-        n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True)
-        n_rays_per_image = _check_count(n_rays_per_image, "n_rays_per_image", optional=True)
+        n_rays_total = _check_override_count(n_rays_total, "n_rays_total")
+        n_rays_per_image = _check_override_count(n_rays_per_image, "n_rays_per_image")
         n_rays_total = n_rays_total if n_rays_total is not None else self._n_rays_total
         if n_rays_per_image is None:
             n_rays_per_image = self._n_rays_per_image
         _check_exclusive(n_rays_per_image, n_rays_total)
+        n_rays_total = n_rays_total or None  # a constructor's 0: no draw (PyTorch3D's rule)
         min_depth, max_depth = _check_depth_range(
             self._min_depth if min_depth is None else min_depth,
             self._max_depth if max_depth is None else max_depth,
         )
         n_pts_per_ray = _check_count(
-            self._n_pts_per_ray if n_pts_per_ray is None else n_pts_per_ray, "n_pts_per_ray"
+            self._n_pts_per_ray if n_pts_per_ray is None else n_pts_per_ray,
+            "n_pts_per_ray",
+            allow_zero=True,
         )
         stratified_sampling = _flag_or_default(
             stratified_sampling, self._stratified_sampling, "stratified_sampling"
@@ -535,6 +564,7 @@ class MultinomialRaysampler(torch.nn.Module):
 
         drawn = None
         if n_rays_total is not None:
+            _check_packable(n_pts_per_ray)
             cameras, drawn, n_rays_per_image = _draw_camera_batch(cameras, n_rays_total)
             camera_ids = drawn[0]  # (M,)
             weights = weights[camera_ids.to(device)] if weights is not None else None
@@ -564,7 +594,8 @@ class MultinomialRaysampler(torch.nn.Module):
             some_rows_sparse = min_support < n_rays_per_image
         if n_rays_per_image is not None:
             if weights is None:
-                weights = xy.new_ones(batch_size, height * width)  # (B, HW)
+                # float32 whatever the camera's dtype: PyTorch3D's draws, for the same seed
+                weights = torch.ones(batch_size, height * width, device=xy.device)  # (B, HW)
             indices = _draw_ray_indices(
                 weights, n_rays_per_image, some_rows_sparse=some_rows_sparse
             )  # (B, R)
@@ -660,17 +691,19 @@ class MonteCarloRaysampler(torch.nn.Module):
     ) -> None:
         super().__init__()
         min_x, max_x, min_y, max_y = _check_xy_bounds(min_x, max_x, min_y, max_y)
-        if not min_x < max_x:
-            raise ValueError(f"min_x, max_x: expected min_x < max_x, got {min_x!r} and {max_x!r}")
-        if not min_y < max_y:
-            raise ValueError(f"min_y, max_y: expected min_y < max_y, got {min_y!r} and {max_y!r}")
-        n_rays_per_image, n_rays_total = _check_ray_counts(n_rays_per_image, n_rays_total)
+        n_rays_per_image = _check_count(
+            n_rays_per_image, "n_rays_per_image", optional=True, allow_zero=True
+        )
+        n_rays_total = _check_count(n_rays_total, "n_rays_total", optional=True, allow_zero=True)
+        _check_exclusive(n_rays_per_image, n_rays_total)  # a 0 counts as given, as in PyTorch3D
+        if n_rays_total == 0:
+            raise ValueError("n_rays_total: expected None or an integer >= 1, got 0")
         if n_rays_per_image is None and n_rays_total is None:
             raise ValueError(
                 "n_rays_per_image, n_rays_total: expected exactly one of them to be set, got "
                 "both None"
             )
-        n_pts_per_ray = _check_count(n_pts_per_ray, "n_pts_per_ray")
+        n_pts_per_ray = _check_count(n_pts_per_ray, "n_pts_per_ray", allow_zero=True)
         min_depth, max_depth = _check_depth_range(min_depth, max_depth)
         _check_sampling_flags(unit_directions, stratified_sampling)
 
@@ -680,8 +713,8 @@ class MonteCarloRaysampler(torch.nn.Module):
         self._n_pts_per_ray = n_pts_per_ray
         self._min_depth, self._max_depth = min_depth, max_depth
         self._n_rays_total = n_rays_total
-        self._unit_directions = unit_directions
-        self._stratified_sampling = stratified_sampling
+        self._unit_directions = bool(unit_directions)
+        self._stratified_sampling = bool(stratified_sampling)
 
     def extra_repr(self) -> str:
         return (
@@ -716,12 +749,13 @@ class MonteCarloRaysampler(torch.nn.Module):
         )
         n_rays, drawn = self._n_rays_per_image, None
         if self._n_rays_total is not None:
+            _check_packable(self._n_pts_per_ray)
             cameras, drawn, n_rays = _draw_camera_batch(cameras, self._n_rays_total)
             batch_size = drawn[0].shape[0]
 
         xy = torch.cat(
             [
-                torch.rand((batch_size, n_rays, 1), dtype=dtype, device=device) * (high - low) + low
+                (torch.rand((batch_size, n_rays, 1), device=device) * (high - low) + low).to(dtype)
                 for low, high in ((self._min_x, self._max_x), (self._min_y, self._max_y))
             ],
             dim=2,

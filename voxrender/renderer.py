@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_choice, describe
+from ._checks import ArgumentTypeError, check_choice, describe
 from .fused import fused_render, rays_to_local
 from .grid_sample import MODES, PADDING_MODES, _collapse_expanded_batch, sample_grid
 from .ray_bundle import RayBundle
@@ -63,7 +63,10 @@ def ray_bundle_to_local_points(ray_bundle, volumes) -> torch.Tensor:
         ray_bundle.origins, ray_bundle.directions, volumes
     )  # (B, ..., 3) each
     lengths = ray_bundle.lengths
-    return origins_local[..., None, :] + lengths[..., :, None] * directions_local[..., None, :]
+    points = origins_local[..., None, :] + lengths[..., :, None] * directions_local[..., None, :]
+    dtype = volumes.densities().dtype
+    # Rays of another dtype (a float64 camera, float32 volumes) are sampled in the volumes' dtype.
+    return points if points.dtype == dtype else points.to(dtype)
 
 
 class VolumeSampler(torch.nn.Module):
@@ -81,9 +84,9 @@ class VolumeSampler(torch.nn.Module):
         super().__init__()
         for method in ("densities", "features", "world_to_local_coords", "get_align_corners"):
             if not callable(getattr(volumes, method, None)):
-                raise TypeError(
-                    f"volumes: expected a Volumes-like object with a {method}() method, "
-                    f"got {describe(volumes)}"
+                raise ArgumentTypeError(
+                    "'volumes' have to be an instance of the 'Volumes' class. volumes: expected "
+                    f"a Volumes-like object with a {method}() method, got {describe(volumes)}"
                 )
         self._volumes = volumes
         self._sample_mode = check_choice(sample_mode, "sample_mode", MODES)
@@ -118,6 +121,7 @@ class VolumeSampler(torch.nn.Module):
         batch = ray_bundle.origins.shape[0]
         if batch != n_volumes:
             raise ValueError(
+                "Input volumes have to have the same batch size as rays. "
                 f"ray_bundle: expected a batch of {n_volumes} (one per volume), got "
                 f"origins of shape {tuple(ray_bundle.origins.shape)}"
             )
@@ -138,21 +142,32 @@ class VolumeSampler(torch.nn.Module):
 
 
 def _check_bundle(ray_bundle) -> None:
+    """A bundle's ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``:
+    real tensors with at least 3 dims and the same leading dims (PyTorch3D's rules)."""
     for field in ("origins", "directions", "lengths"):
-        if not isinstance(getattr(ray_bundle, field, None), torch.Tensor):
-            raise TypeError(
+        value = getattr(ray_bundle, field, None)
+        if not isinstance(value, torch.Tensor):
+            raise ArgumentTypeError(
                 f"ray_bundle: expected a RayBundle with tensor field {field!r}, got {describe(ray_bundle)}"
             )
+        if value.dtype == torch.bool or value.is_complex():
+            raise ArgumentTypeError(
+                f"ray_bundle.{field}: expected a real tensor, got dtype {value.dtype}"
+            )
     o, d, lengths = ray_bundle.origins, ray_bundle.directions, ray_bundle.lengths
-    if o.ndim < 2 or o.shape[-1] != 3:
-        raise ValueError(f"ray_bundle.origins: expected shape (B, ..., 3), got {tuple(o.shape)}")
-    if d.shape != o.shape:
+    if not o.ndim == d.ndim == lengths.ndim or o.ndim < 3:
         raise ValueError(
-            f"ray_bundle.directions: expected the origins' shape {tuple(o.shape)}, got {tuple(d.shape)}"
+            "rays_origins, rays_directions and rays_lengths have to have the same number of "
+            "dimensions, at least 3. ray_bundle: expected origins (B, ..., 3), directions "
+            f"(B, ..., 3), lengths (B, ..., P), got shapes {tuple(o.shape)}, {tuple(d.shape)}, "
+            f"{tuple(lengths.shape)}"
         )
-    if lengths.shape[:-1] != o.shape[:-1]:
+    if o.shape[-1] != 3 or d.shape != o.shape or lengths.shape[:-1] != o.shape[:-1]:
         raise ValueError(
-            f"ray_bundle.lengths: expected shape {(*o.shape[:-1], 'P')}, got {tuple(lengths.shape)}"
+            "The shapes of rays_origins, rays_directions and rays_lengths may differ only in the "
+            "last dimension, which has to be 3 for origins and directions. ray_bundle: expected "
+            f"origins (B, ..., 3), directions (B, ..., 3), lengths (B, ..., P), got shapes "
+            f"{tuple(o.shape)}, {tuple(d.shape)}, {tuple(lengths.shape)}"
         )
 
 
@@ -242,9 +257,13 @@ class ImplicitRenderer(torch.nn.Module):
     ):
         super().__init__()
         if not callable(raysampler):
-            raise ValueError(f"raysampler: expected a callable, got {describe(raysampler)}")
+            raise ValueError(
+                f'"raysampler" has to be a "Callable" object: got {describe(raysampler)}'
+            )
         if not callable(raymarcher):
-            raise ValueError(f"raymarcher: expected a callable, got {describe(raymarcher)}")
+            raise ValueError(
+                f'"raymarcher" has to be a "Callable" object: got {describe(raymarcher)}'
+            )
         self.raysampler = raysampler
         self.raymarcher = raymarcher
         self.chunk_size = _check_chunk_size(chunk_size)
@@ -264,7 +283,8 @@ class ImplicitRenderer(torch.nn.Module):
         """
         if not callable(volumetric_function):
             raise ValueError(
-                f"volumetric_function: expected a callable, got {describe(volumetric_function)}"
+                '"volumetric_function" has to be a "Callable" object: got '
+                f"{describe(volumetric_function)}"
             )
         ray_bundle = self.raysampler(
             cameras=cameras, volumetric_function=volumetric_function, **kwargs

@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ._checks import (
+    ArgumentTypeError,
     IndexOutOfRangeError,
-    InputError,
     broadcast_batch_sizes,
     check_floating,
     check_positive_number,
@@ -194,7 +194,7 @@ class Transform3d:
         """
         n = len(self)
         if isinstance(index, bool) or not isinstance(index, (int, list, slice, torch.Tensor)):
-            raise InputError(
+            raise ArgumentTypeError(
                 f"index: expected an int, a list of ints, a slice or a Long/Bool tensor, "
                 f"got {describe(index)}"
             )
@@ -203,7 +203,7 @@ class Transform3d:
         if isinstance(index, list):
             bad = [i for i in index if isinstance(i, bool) or not isinstance(i, int)]
             if bad:
-                raise InputError(f"index: expected a list of ints, got {index!r}")
+                raise ArgumentTypeError(f"index: expected a list of ints, got {index!r}")
             out = [i for i in index if not -n <= i < n]
             if out:
                 raise IndexOutOfRangeError(f"index: expected indices in [{-n}, {n}), got {out[0]}")
@@ -276,12 +276,12 @@ class Transform3d:
     def _check_points(self, points: torch.Tensor, name: str) -> torch.Tensor:
         """Checked points; integer points are cast to the transform's dtype."""
         if not isinstance(points, torch.Tensor):
-            raise InputError(
+            raise ArgumentTypeError(
                 f"{name}: expected a tensor of shape (P, 3) or (N, P, 3), got {describe(points)}"
             )
         if not points.is_floating_point():
             if points.dtype == torch.bool or points.is_complex():
-                raise InputError(f"{name}: expected a real tensor, got dtype {points.dtype}")
+                raise ArgumentTypeError(f"{name}: expected a real tensor, got dtype {points.dtype}")
             points = points.to(self.dtype)
         check_shape(points, name, ndim=(2, 3), last=(3,), spec="(P, 3) or (N, P, 3)")
         check_same_device(name, points, self.device)
@@ -431,7 +431,7 @@ def _xyz(owner: str, x, y, z, dtype, device, *, allow_singleton: bool) -> torch.
             )
         check_shape(x, "x", last=(3,), spec="(N, 3)")
         if x.dtype == torch.bool or x.is_complex():
-            raise InputError(f"x: expected a real tensor, got dtype {x.dtype}")
+            raise ArgumentTypeError(f"x: expected a real tensor, got dtype {x.dtype}")
         dtype, device = _resolve([x], dtype, device)  # integer tensors: float32, as PyTorch3D
         return x.to(device=device, dtype=dtype)
     if y is None and z is None and allow_singleton:
@@ -503,11 +503,11 @@ class Rotate(Transform3d):
         orthogonal_tol: float = 1e-5,
     ) -> None:
         if not isinstance(R, torch.Tensor):
-            raise InputError(
+            raise ArgumentTypeError(
                 f"R: expected a tensor of shape (3, 3) or (N, 3, 3), got {describe(R)}"
             )
         if R.dtype == torch.bool or R.is_complex():
-            raise InputError(f"R: expected a real tensor, got dtype {R.dtype}")
+            raise ArgumentTypeError(f"R: expected a real tensor, got dtype {R.dtype}")
         check_shape(R, "R", ndim=(2, 3), last=(3, 3), spec="(3, 3) or (N, 3, 3)")
         check_positive_number(orthogonal_tol, "orthogonal_tol", allow_zero=True)
         dtype, device = _resolve([R], dtype, device)

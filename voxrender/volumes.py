@@ -26,11 +26,18 @@ Dimension letters:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 
-from ._checks import IndexOutOfRangeError, check_floating, check_shape, describe
+from ._checks import (
+    ArgumentTypeError,
+    IndexOutOfRangeError,
+    IndexTypeError,
+    check_shape,
+    describe,
+)
 from .transforms import Transform3d
 
 __all__ = ["Volumes"]
@@ -51,6 +58,13 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_floating(value: object, name: str) -> torch.Tensor:
+    """A floating-point tensor (a ``ValueError`` and a ``TypeError`` otherwise)."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise ArgumentTypeError(f"{name}: expected a floating-point tensor, got {describe(value)}")
+    return value
+
+
 def _pad_volume_list(x: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, _GridSizes]:
     """Zero-pad a list of ``(C, D_i, H_i, W_i)`` grids into one ``(B, C, D, H, W)`` tensor."""
     if len(x) == 0:
@@ -58,7 +72,7 @@ def _pad_volume_list(x: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor
             f"{name}: expected a non-empty list of (C, D, H, W) tensors, got an empty list"
         )
     for i, item in enumerate(x):
-        check_floating(item, f"{name}[{i}]")
+        _check_floating(item, f"{name}[{i}]")
         check_shape(item, f"{name}[{i}]", ndim=4, spec="(C, D, H, W)")
     first = x[0]
     for i, item in enumerate(x[1:], start=1):
@@ -86,36 +100,43 @@ def _as_padded(x: object, name: str) -> tuple[torch.Tensor, _GridSizes]:
     A 5D tensor is kept as it is (an expanded view stays a view).
     """
     if isinstance(x, torch.Tensor):
-        check_floating(x, name)
+        _check_floating(x, name)
         check_shape(x, name, ndim=5, spec="(B, C, D, H, W)")
         return x, [tuple(x.shape[2:])] * x.shape[0]
     if isinstance(x, (list, tuple)):
         return _pad_volume_list(x, name)
-    raise TypeError(
-        f"{name}: expected a (B, C, D, H, W) tensor or a list of (C, D, H, W) tensors, got {describe(x)}"
+    raise ArgumentTypeError(
+        f"{name} must be either a list or a tensor with shape (batch_size, {name}_dim, H, W, D). "
+        f"{name}: expected a (B, C, D, H, W) tensor or a list of (C, D, H, W) tensors, got "
+        f"{describe(x)}"
     )
 
 
-def _check_grid_sizes(sizes: _GridSizes, name: str) -> None:
-    """The local <-> world map divides by ``size - 1``: every spatial size must be at least 2."""
-    for i, size in enumerate(sizes):
-        if min(size) < 2:
-            raise ValueError(
-                f"{name}: expected every spatial size (D, H, W) to be >= 2, got {size} for volume {i}"
-            )
+def _check_finite(value: torch.Tensor | float, name: str) -> None:
+    """Sizes and offsets must be finite; tensor values are read only on the CPU.
 
-
-def _check_positive(value: torch.Tensor | float, name: str) -> None:
-    """Voxel sizes must be > 0 (and finite); tensor values are read only on the CPU."""
+    A voxel size may be negative (a mirrored grid) or zero (a flat one) as in PyTorch3D; a zero
+    one makes the world -> local map singular, refused where that map is used.
+    """
     if isinstance(value, torch.Tensor):
         if value.device.type != "cpu" or torch.compiler.is_compiling():
             return
         with torch.no_grad():
-            ok = bool(((value > 0) & torch.isfinite(value)).all())
+            ok = bool(torch.isfinite(value).all())
         if not ok:
-            raise ValueError(f"{name}: expected finite values > 0, got {value.detach().tolist()}")
-    elif not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}: expected finite values > 0, got {value!r}")
+            raise ValueError(f"{name}: expected finite values, got {value.detach().tolist()}")
+    elif not math.isfinite(value):
+        raise ValueError(f"{name}: expected finite values, got {value!r}")
+
+
+_VOXEL_SIZE_FORMS = (
+    "voxel_size has to be either a 3-tuple of scalars, or a scalar, or a torch.Tensor of shape "
+    "(3,) or (1,) or (minibatch, 3) or (minibatch, 1)."
+)
+_TRANSLATION_FORMS = (
+    "`volume_translation` has to be either a 3-tuple of scalars, or a Tensor of shape (1,3) or "
+    "(minibatch, 3) or (3,)`."
+)
 
 
 def _as_xyz_param(
@@ -124,48 +145,45 @@ def _as_xyz_param(
     batch_size: int,
     dtype: torch.dtype,
     device: torch.device,
-    positive: bool,
+    voxel_size: bool,
 ) -> torch.Tensor:
-    """``voxel_size`` or ``volume_translation`` in any PyTorch3D form -> ``(1, 3)`` or ``(B, 3)``.
+    """``voxel_size`` or ``volume_translation`` in a PyTorch3D form -> ``(1, 3)`` or ``(B, 3)``.
 
-    Accepted: a number; a 3-sequence of numbers; a tensor of shape ``()``, ``(1,)``, ``(3,)``,
-    ``(1, 1)``, ``(1, 3)``, ``(B, 1)`` or ``(B, 3)``. Tensors are converted to ``dtype`` and
-    moved to ``device`` (both differentiable) and broadcast with ``expand`` (no copy).
+    Accepted, as PyTorch3D accepts them: 3 numbers; a tensor of shape ``(3,)``, ``(1, 3)`` or
+    ``(B, 3)``; for ``voxel_size`` also a number, a one-element tensor of any shape and
+    ``(B, 1)``. Tensors are converted to ``dtype`` and moved to ``device`` (both
+    differentiable) and broadcast with ``expand`` (no copy).
     """
-    expected = (
-        "a number, 3 numbers, or a tensor of shape (), (1,), (3,), (1, 1), (1, 3), (B, 1) or (B, 3)"
-    )
+    forms = _VOXEL_SIZE_FORMS if voxel_size else _TRANSLATION_FORMS
     if _is_number(value):
-        if positive:
-            _check_positive(value, name)
+        if not voxel_size:
+            raise ValueError(f"{forms} {name}: expected 3 numbers or a tensor, got {value!r}")
+        _check_finite(value, name)
         return torch.full((1, 3), float(value), dtype=dtype, device=device)
     if isinstance(value, (list, tuple)):
-        if not all(_is_number(v) for v in value):
-            raise TypeError(f"{name}: expected {expected}, got {describe(value)}")
         if len(value) != 3:
-            raise ValueError(f"{name}: expected {expected}, got a sequence of length {len(value)}")
-        if positive:
-            for v in value:
-                _check_positive(v, name)
+            raise ValueError(f"{forms} {name}: got a sequence of length {len(value)}")
+        if not all(_is_number(v) for v in value):
+            raise ArgumentTypeError(f"{forms} {name}: got {describe(value)}")
+        for v in value:
+            _check_finite(v, name)
         return _small_tensor([[float(v) for v in value]], dtype, device)
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name}: expected {expected}, got {describe(value)}")
+        raise ArgumentTypeError(f"{forms} {name}: got {describe(value)}")
     if value.dtype == torch.bool or value.is_complex():
-        raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
-    if value.ndim <= 1 and value.numel() in (1, 3):
-        x = value.reshape(1, -1)  # (1, 1) or (1, 3)
-    elif value.ndim == 2 and value.shape[1] in (1, 3):
-        x = value  # (n, 1) or (n, 3)
+        raise ArgumentTypeError(f"{forms} {name}: got a tensor of dtype {value.dtype}")
+    if voxel_size and value.numel() == 1:
+        x = value.reshape(1, 1)
+    elif value.ndim == 1 and value.shape[0] == 3:
+        x = value.reshape(1, 3)
+    elif value.ndim == 2 and value.shape[1] == 3 and value.shape[0] in (1, batch_size):
+        x = value  # (1, 3) or (B, 3)
+    elif voxel_size and value.ndim == 2 and value.shape == (batch_size, 1):
+        x = value  # (B, 1)
     else:
-        raise ValueError(f"{name}: expected {expected}, got shape {tuple(value.shape)}")
-    if x.shape[0] not in (1, batch_size):
-        raise ValueError(
-            f"{name}: expected a batch size of 1 or {batch_size} (the number of volumes), "
-            f"got shape {tuple(value.shape)}"
-        )
+        raise ValueError(f"{forms} {name}: got shape {tuple(value.shape)} for {batch_size} volumes")
     x = x.to(device=device, dtype=dtype)
-    if positive:
-        _check_positive(x, name)  # after the move: values on the CPU are read for free
+    _check_finite(x, name)  # after the move: values on the CPU are read for free
     return x.expand(x.shape[0], 3)  # (1, 3) or (B, 3)
 
 
@@ -216,10 +234,12 @@ class Volumes:
         volume_translation: float | Sequence[float] | torch.Tensor = (0.0, 0.0, 0.0),
         align_corners: bool = True,
     ) -> None:
-        if not isinstance(align_corners, bool):
-            raise TypeError(f"align_corners: expected a bool, got {describe(align_corners)}")
+        if not isinstance(align_corners, numbers.Integral):  # PyTorch3D only tests its truth
+            raise ArgumentTypeError(
+                f"align_corners: expected a bool (or an int flag), got {describe(align_corners)}"
+            )
+        align_corners = bool(align_corners)
         densities_, sizes = _as_padded(densities, "densities")
-        _check_grid_sizes(sizes, "densities")
         features_ = None
         if features is not None:
             features_ = self._check_features(features, densities_, sizes)
@@ -228,9 +248,11 @@ class Volumes:
             densities=densities_,
             features=features_,
             grid_sizes=_small_tensor(sizes, torch.long, device).reshape(batch, 3),
-            voxel_size=_as_xyz_param(voxel_size, "voxel_size", batch, dtype, device, positive=True),
+            voxel_size=_as_xyz_param(
+                voxel_size, "voxel_size", batch, dtype, device, voxel_size=True
+            ),
             translation=_as_xyz_param(
-                volume_translation, "volume_translation", batch, dtype, device, positive=False
+                volume_translation, "volume_translation", batch, dtype, device, voxel_size=False
             ),
             align_corners=align_corners,
         )
@@ -345,7 +367,13 @@ class Volumes:
         return scale.reshape(scale.shape[0], *shape), self._translation.reshape(-1, *shape)
 
     def _check_points(self, points: object, name: str) -> torch.Tensor:
-        check_floating(points, name)
+        """Points ``(B, ..., 3)``: a real tensor; integer ones take the volumes' dtype."""
+        if not isinstance(points, torch.Tensor):
+            raise ArgumentTypeError(f"{name}: expected a torch.Tensor, got {describe(points)}")
+        if points.dtype == torch.bool or points.is_complex():
+            raise ArgumentTypeError(
+                f"{name}: expected a real (floating-point or integer) tensor, got dtype {points.dtype}"
+            )
         check_shape(points, name, min_ndim=2, last=(3,), spec="(B, ..., 3)")
         if points.device != self.device:
             raise ValueError(
@@ -355,7 +383,24 @@ class Volumes:
             raise ValueError(
                 f"{name}: expected a batch of {len(self)} (one per volume), got shape {tuple(points.shape)}"
             )
+        if not points.is_floating_point():
+            points = points.to(self._densities.dtype)
         return points
+
+    def _check_invertible(self, name: str) -> None:
+        """Refuse the world -> local map of a flat volume (a spatial size of 1 or a zero voxel
+        size: PyTorch3D fails inverting a singular matrix there). Read on the CPU only; on an
+        accelerator such a volume gives inf / NaN local coordinates instead (no sync)."""
+        if self.device.type != "cpu" or torch.compiler.is_compiling():
+            return
+        scale = self._half_extent * self._voxel_size.detach()  # (B, 3)
+        if not bool((scale != 0).all()):
+            raise ValueError(
+                f"{name}: the world -> local map of these volumes is singular (a volume with a "
+                "spatial size of 1 or a zero voxel_size), so world points have no local "
+                f"coordinates; got grid sizes {self._grid_sizes.tolist()} and voxel sizes "
+                f"{self._voxel_size.detach().tolist()}"
+            )
 
     def world_to_local_coords(self, points_3d_world: torch.Tensor) -> torch.Tensor:
         """World points -> each volume's local coordinates (``[-1, 1]`` across its grid).
@@ -367,6 +412,7 @@ class Volumes:
             ``(B, ..., 3)`` local coordinates ``(world + volume_translation) / scale``.
         """
         points = self._check_points(points_3d_world, "points_3d_world")
+        self._check_invertible("points_3d_world")
         scale, shift = self._scale_shift(points.ndim - 2)
         return (points + shift) / scale
 
@@ -409,6 +455,11 @@ class Volumes:
         Returns:
             ``(B, D, H, W, 3)`` coordinates, ``x`` along ``W`` and ``z`` along ``D``.
         """
+        if self.device.type == "cpu" and bool((self._grid_sizes < 2).any()):
+            raise ValueError(
+                "get_coord_grid: a volume with a spatial size of 1 has no local coordinate along "
+                f"that axis (PyTorch3D returns NaN there); got grid sizes {self._grid_sizes.tolist()}"
+            )
         grid = self._local_coord_grid()
         return self.local_to_world_coords(grid) if world_coordinates else grid
 
@@ -425,6 +476,7 @@ class Volumes:
 
     def get_world_to_local_coords_transform(self) -> Transform3d:
         """The world -> local map as a ``Transform3d`` (the exact inverse, no matrix inversion)."""
+        self._check_invertible("get_world_to_local_coords_transform")
         scale, shift = self._scale_shift(0)  # (1 or B, 3)
         batch = len(self)
         inv_scale = (1.0 / scale).expand(batch, 3)
@@ -434,16 +486,18 @@ class Volumes:
     # ------------------------------------------------------------------ batch operations
 
     def _check_index(self, index: object) -> object:
-        """Validate ``index`` and turn it into something that selects along the batch dim."""
+        """Validate ``index`` and turn it into something that selects along the batch dim.
+
+        As in PyTorch3D a bool counts as the int 0 or 1, and an index of another type (a float,
+        a float or multi-dimensional tensor, ...) raises ``IndexError``.
+        """
         n = len(self)
-        if isinstance(index, bool):
-            raise TypeError(
-                f"index: expected an int, slice, list or 1D tensor, got {describe(index)}"
-            )
-        if isinstance(index, int):
+        if isinstance(index, numbers.Integral) and not isinstance(index, torch.Tensor):
+            index = int(index)
             if not -n <= index < n:
                 raise IndexOutOfRangeError(
-                    f"index: expected an integer in [{-n}, {n}), got {index}"
+                    f"index {index} is out of bounds for dimension 0 with size {n}: expected an "
+                    f"integer in [{-n}, {n}), got {index}"
                 )
             return slice(index, index + 1 if index != -1 else None)
         if isinstance(index, slice):
@@ -456,7 +510,7 @@ class Volumes:
                     )
                 return torch.tensor(index, dtype=torch.bool)
             if not all(isinstance(i, int) and not isinstance(i, bool) for i in index):
-                raise TypeError(f"index: expected a list of ints, got {describe(index)}")
+                raise IndexTypeError(f"index: expected a list of ints, got {describe(index)}")
             bad = [i for i in index if not -n <= i < n]
             if bad:
                 raise IndexOutOfRangeError(f"index: expected integers in [{-n}, {n}), got {bad}")
@@ -473,7 +527,7 @@ class Volumes:
                     )
                 return index
             if index.is_floating_point() or index.is_complex():
-                raise TypeError(
+                raise IndexTypeError(
                     f"index: expected an integer or boolean tensor, got dtype {index.dtype}"
                 )
             if index.device.type == "cpu" and index.numel() > 0:
@@ -483,7 +537,9 @@ class Volumes:
                         f"index: expected integers in [{-n}, {n}), got values in [{lo}, {hi}]"
                     )
             return index
-        raise TypeError(f"index: expected an int, slice, list or 1D tensor, got {describe(index)}")
+        raise IndexTypeError(
+            f"index: expected an int, slice, list or 1D tensor, got {describe(index)}"
+        )
 
     def __getitem__(self, index: int | slice | Sequence[int] | torch.Tensor) -> Volumes:
         """Select volumes along the batch: ``vol[1]``, ``vol[[2, 0]]``, ``vol[1:]``, ``vol[mask]``.
@@ -527,7 +583,7 @@ class Volumes:
         for name, value in (("new_densities", new_densities), ("new_features", new_features)):
             if value is None:
                 continue
-            check_floating(value, name)
+            _check_floating(value, name)
             check_shape(value, name, ndim=5, spec="(B, C, D, H, W)")
             got = (value.shape[0], *value.shape[2:])
             if got != expected:
