@@ -175,14 +175,18 @@ class VolumeLocator:
         """Place the grids anew (in place; moves the owning ``Volumes`` too)."""
         v = self._volumes
         batch, dtype, device = len(v), v.densities().dtype, v.device
+        params = {}
+        for name, value in (("voxel_size", voxel_size), ("volume_translation", volume_translation)):
+            try:
+                params[name] = _as_xyz_param(value, name, batch, dtype, device, False)
+            except TypeError as e:  # PyTorch3D refuses every malformed form with ValueError
+                raise ValueError(str(e)) from None
         v._set_state(
             densities=v.densities(),
             features=v.features(),
             grid_sizes=v.get_grid_sizes(),
-            voxel_size=_as_xyz_param(voxel_size, "voxel_size", batch, dtype, device, False),
-            translation=_as_xyz_param(
-                volume_translation, "volume_translation", batch, dtype, device, False
-            ),
+            voxel_size=params["voxel_size"],
+            translation=params["volume_translation"],
             align_corners=v.get_align_corners(),
         )
 
