@@ -317,7 +317,7 @@ CASES: dict[str, Case] = {
                     image_size=((12, 8), (6, 6)),
                 ),
             ]
-        ).transform_points_screen(torch.ones(3, 2, 3, dtype=f.dtype) + R[:, :2]),
+        ).transform_points_screen(torch.ones(3, 2, 3, dtype=f.dtype, device=f.device) + R[:, :2]),
         lambda g: (
             _rotations(g, 3),
             5.0 + torch.rand(3, generator=g, dtype=torch.float64),
@@ -389,13 +389,13 @@ CASES: dict[str, Case] = {
         f"HarmonicEmbedding_{n}_{log}_{app}": Case(
             lambda L, x, cov, n=n, log=log, app=app: L.HarmonicEmbedding(
                 n, omega_0=0.7, logspace=log, append_input=app
-            )(x, diag_cov=cov),
+            ).to(x.device)(x, diag_cov=cov),
             lambda g: (_randn(g, 2, 5, 3), torch.rand(2, 5, 3, generator=g, dtype=torch.float64)),
         )
         for n, log, app in ((6, True, True), (4, False, False), (1, True, False))
     },
     "HarmonicEmbedding_no_cov": Case(
-        lambda L, x: L.HarmonicEmbedding()(x), lambda g: (_randn(g, 7, 2),)
+        lambda L, x: L.HarmonicEmbedding().to(x.device)(x), lambda g: (_randn(g, 7, 2),)
     ),
     # VolumeLocator and Volumes.locator (PyTorch3D's locator computes in float32 only)
     "VolumeLocator_grids": Case(
@@ -403,7 +403,7 @@ CASES: dict[str, Case] = {
             L.VolumeLocator(
                 2,
                 [(3, 4, 5), (2, 4, 3)],
-                "cpu",
+                vs.device,
                 voxel_size=vs,
                 volume_translation=(1.0, 2.0, 3.0),
                 align_corners=ac,
@@ -417,7 +417,7 @@ CASES: dict[str, Case] = {
     "VolumeLocator_points": Case(
         lambda L, vs, t, p: (
             (
-                loc := L.VolumeLocator(2, (3, 4, 5), "cpu", voxel_size=vs, volume_translation=t)
+                loc := L.VolumeLocator(2, (3, 4, 5), vs.device, voxel_size=vs, volume_translation=t)
             ).world_to_local_coords(p),
             loc.local_to_world_coords(p),
             loc.get_local_to_world_coords_transform().get_matrix(),
