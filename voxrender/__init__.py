@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from ._checks import IndexOutOfRangeError
+from .camera_utils import camera_to_eye_at_up, join_cameras_as_batch, rotate_on_spot
 from .cameras import (
     CamerasBase,
     FoVOrthographicCameras,
@@ -16,7 +17,15 @@ from .cameras import (
     look_at_rotation,
     look_at_view_transform,
 )
+from .deprecated import (
+    OpenGLOrthographicCameras,
+    OpenGLPerspectiveCameras,
+    SfMOrthographicCameras,
+    SfMPerspectiveCameras,
+    so3_exponential_map,
+)
 from .grid_sample import sample_grid
+from .harmonic_embedding import HarmonicEmbedding
 from .ray_bundle import (
     HeterogeneousRayBundle,
     RayBundle,
@@ -39,8 +48,32 @@ from .raysampling import (
     NDCMultinomialRaysampler,
 )
 from .renderer import ImplicitRenderer, VolumeRenderer, VolumeSampler
+from .rotate_axis_angle import RotateAxisAngle
+from .rotation_conversions import (
+    axis_angle_to_matrix,
+    axis_angle_to_quaternion,
+    euler_angles_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_euler_angles,
+    matrix_to_quaternion,
+    matrix_to_rotation_6d,
+    quaternion_apply,
+    quaternion_invert,
+    quaternion_multiply,
+    quaternion_raw_multiply,
+    quaternion_to_axis_angle,
+    quaternion_to_matrix,
+    random_quaternions,
+    random_rotation,
+    random_rotations,
+    rotation_6d_to_matrix,
+    standardize_quaternion,
+)
+from .se3 import se3_exp_map, se3_log_map
 from .so3 import hat, hat_inv, so3_exp_map, so3_log_map
+from .so3_angles import acos_linear_extrapolation, so3_relative_angle, so3_rotation_angle
 from .transforms import Rotate, Scale, SingularTransformError, Transform3d, Translate
+from .volume_locator import VolumeLocator
 from .volumes import Volumes
 
 __all__ = [
@@ -50,6 +83,7 @@ __all__ = [
     "FoVOrthographicCameras",
     "FoVPerspectiveCameras",
     "GridRaysampler",
+    "HarmonicEmbedding",
     "HeterogeneousRayBundle",
     "ImplicitRenderer",
     "IndexOutOfRangeError",
@@ -57,33 +91,66 @@ __all__ = [
     "MultinomialRaysampler",
     "NDCGridRaysampler",
     "NDCMultinomialRaysampler",
+    "OpenGLOrthographicCameras",
+    "OpenGLPerspectiveCameras",
     "OrthographicCameras",
     "PerspectiveCameras",
     "RayBundle",
     "Rotate",
+    "RotateAxisAngle",
     "Scale",
+    "SfMOrthographicCameras",
+    "SfMPerspectiveCameras",
     "SingularTransformError",
     "Transform3d",
     "Translate",
+    "VolumeLocator",
     "VolumeRenderer",
     "VolumeSampler",
     "Volumes",
     "__version__",
+    "acos_linear_extrapolation",
+    "axis_angle_to_matrix",
+    "axis_angle_to_quaternion",
     "camera_position_from_spherical_angles",
+    "camera_to_eye_at_up",
     "emission_absorption",
+    "euler_angles_to_matrix",
     "get_ndc_to_screen_transform",
     "get_screen_to_ndc_transform",
     "get_world_to_view_transform",
     "hat",
     "hat_inv",
+    "join_cameras_as_batch",
     "look_at_rotation",
     "look_at_view_transform",
+    "matrix_to_axis_angle",
+    "matrix_to_euler_angles",
+    "matrix_to_quaternion",
+    "matrix_to_rotation_6d",
     "opacity_from_densities",
+    "quaternion_apply",
+    "quaternion_invert",
+    "quaternion_multiply",
+    "quaternion_raw_multiply",
+    "quaternion_to_axis_angle",
+    "quaternion_to_matrix",
+    "random_quaternions",
+    "random_rotation",
+    "random_rotations",
     "ray_bundle_to_ray_points",
     "ray_bundle_variables_to_ray_points",
     "render_weights_from_densities",
+    "rotate_on_spot",
+    "rotation_6d_to_matrix",
     "sample_grid",
+    "se3_exp_map",
+    "se3_log_map",
     "so3_exp_map",
+    "so3_exponential_map",
     "so3_log_map",
+    "so3_relative_angle",
+    "so3_rotation_angle",
+    "standardize_quaternion",
     "transmittance_from_densities",
 ]

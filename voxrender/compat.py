@@ -35,8 +35,22 @@ from collections.abc import Sequence
 
 import voxrender
 
-__all__ = ["PROVIDED", "PyTorch3DShadowError", "install", "installed", "main", "uninstall"]
+__all__ = [
+    "PROVIDED",
+    "SOURCES",
+    "PyTorch3DShadowError",
+    "install",
+    "installed",
+    "main",
+    "uninstall",
+]
 
+_DEPRECATED_CAMERAS = (
+    "OpenGLOrthographicCameras",
+    "OpenGLPerspectiveCameras",
+    "SfMOrthographicCameras",
+    "SfMPerspectiveCameras",
+)
 _CAMERAS = (
     "FoVOrthographicCameras",
     "FoVPerspectiveCameras",
@@ -46,7 +60,9 @@ _CAMERAS = (
     "get_world_to_view_transform",
     "look_at_rotation",
     "look_at_view_transform",
+    *_DEPRECATED_CAMERAS,
 )
+_CAMERA_UTILS = ("join_cameras_as_batch", "rotate_on_spot")
 _RAYMARCHERS = ("AbsorptionOnlyRaymarcher", "EmissionAbsorptionRaymarcher")
 _RAYSAMPLERS = (
     "GridRaysampler",
@@ -62,36 +78,76 @@ _RAY_BUNDLES = (
     "ray_bundle_to_ray_points",
     "ray_bundle_variables_to_ray_points",
 )
-_IMPLICIT = _RAYMARCHERS + _RAYSAMPLERS + _RENDERERS + _RAY_BUNDLES
-_TRANSFORM3D = ("Rotate", "Scale", "Transform3d", "Translate")
+_IMPLICIT = ("HarmonicEmbedding", *_RAYMARCHERS, *_RAYSAMPLERS, *_RENDERERS, *_RAY_BUNDLES)
+_TRANSFORM3D = ("Rotate", "RotateAxisAngle", "Scale", "Transform3d", "Translate")
+_ROTATION_CONVERSIONS = (
+    "axis_angle_to_matrix",
+    "axis_angle_to_quaternion",
+    "euler_angles_to_matrix",
+    "matrix_to_axis_angle",
+    "matrix_to_euler_angles",
+    "matrix_to_quaternion",
+    "matrix_to_rotation_6d",
+    "quaternion_apply",
+    "quaternion_invert",
+    "quaternion_multiply",
+    "quaternion_raw_multiply",
+    "quaternion_to_axis_angle",
+    "quaternion_to_matrix",
+    "random_quaternions",
+    "random_rotation",
+    "random_rotations",
+    "rotation_6d_to_matrix",
+    "standardize_quaternion",
+)
+_SO3 = (
+    "so3_exp_map",
+    "so3_exponential_map",
+    "so3_log_map",
+    "so3_relative_angle",
+    "so3_rotation_angle",
+)
+_SE3 = ("se3_exp_map", "se3_log_map")
+
+#: Names served from a voxrender submodule rather than from ``voxrender`` itself (PyTorch3D's
+#: module-private helpers that scripts import).
+SOURCES: dict[str, str] = {"_validate_ray_bundle_variables": "voxrender.implicit_utils"}
 
 #: PyTorch3D module path -> the names it offers under voxrender, each the object of the same
-#: name in ``voxrender``. Names PyTorch3D 0.7.9 has at these paths but voxrender lacks (e.g.
-#: ``MeshRenderer``, ``HarmonicEmbedding``, ``RotateAxisAngle``) raise, as does any other path.
+#: name in ``voxrender`` (or in the module :data:`SOURCES` names). Names PyTorch3D 0.7.9 has at
+#: these paths but voxrender lacks (e.g. ``MeshRenderer``) raise, as does any other path.
 PROVIDED: dict[str, tuple[str, ...]] = {
     "pytorch3d": (),
-    "pytorch3d.renderer": tuple(sorted(_CAMERAS + _IMPLICIT)),
+    "pytorch3d.renderer": tuple(sorted(_CAMERAS + _CAMERA_UTILS + _IMPLICIT)),
+    "pytorch3d.renderer.camera_utils": ("camera_to_eye_at_up", *_CAMERA_UTILS),
     "pytorch3d.renderer.cameras": tuple(
         sorted(
             (*_CAMERAS, "CamerasBase", "get_ndc_to_screen_transform", "get_screen_to_ndc_transform")
         )
     ),
     "pytorch3d.renderer.implicit": tuple(sorted(_IMPLICIT)),
+    "pytorch3d.renderer.implicit.harmonic_embedding": ("HarmonicEmbedding",),
     "pytorch3d.renderer.implicit.raymarching": _RAYMARCHERS,
     "pytorch3d.renderer.implicit.raysampling": _RAYSAMPLERS,
     "pytorch3d.renderer.implicit.renderer": _RENDERERS,
-    "pytorch3d.renderer.implicit.utils": _RAY_BUNDLES,
+    "pytorch3d.renderer.implicit.utils": (*_RAY_BUNDLES, "_validate_ray_bundle_variables"),
     "pytorch3d.structures": ("Volumes",),
-    "pytorch3d.structures.volumes": ("Volumes",),
-    "pytorch3d.transforms": (*_TRANSFORM3D, "so3_exp_map", "so3_log_map"),
-    "pytorch3d.transforms.so3": ("hat", "hat_inv", "so3_exp_map", "so3_log_map"),
+    "pytorch3d.structures.volumes": ("VolumeLocator", "Volumes"),
+    "pytorch3d.transforms": tuple(
+        sorted((*_TRANSFORM3D, *_ROTATION_CONVERSIONS, *_SO3, *_SE3, "acos_linear_extrapolation"))
+    ),
+    "pytorch3d.transforms.math": ("acos_linear_extrapolation",),
+    "pytorch3d.transforms.rotation_conversions": _ROTATION_CONVERSIONS,
+    "pytorch3d.transforms.se3": _SE3,
+    "pytorch3d.transforms.so3": ("hat", "hat_inv", *_SO3),
     "pytorch3d.transforms.transform3d": _TRANSFORM3D,
 }
 
 _ROOT = "pytorch3d"
 _SCOPE = (
-    "voxrender covers the volume renderer: cameras, Transform3d and so3 maps, Volumes, "
-    "raysamplers, raymarchers, VolumeSampler, VolumeRenderer and ImplicitRenderer; "
+    "voxrender covers the volume renderer: cameras and camera helpers, Transform3d, rotation "
+    "conversions, so3 and se3 maps, Volumes and VolumeLocator, raysamplers, raymarchers, "
+    "HarmonicEmbedding, VolumeSampler, VolumeRenderer and ImplicitRenderer; "
     "see voxrender.compat.PROVIDED for every name"
 )
 # The version string scripts see: PyTorch3D's conventions, marked as voxrender's alias.
@@ -108,6 +164,12 @@ def _not_provided(path: str) -> str:
 
 def _is_ours(module: object) -> bool:
     return getattr(module, "__voxrender_alias__", False) is True
+
+
+def _source(name: str) -> object | None:
+    """voxrender's object for ``name`` (see :data:`SOURCES`), or None if it has none."""
+    module = importlib.import_module(SOURCES[name]) if name in SOURCES else voxrender
+    return getattr(module, name, None)
 
 
 class _AliasModule(types.ModuleType):
@@ -129,10 +191,11 @@ class _AliasLoader(importlib.abc.Loader):
         return _AliasModule(spec.name)
 
     def exec_module(self, module: types.ModuleType) -> None:
-        names = [n for n in PROVIDED[module.__name__] if hasattr(voxrender, n)]
+        names = [n for n in PROVIDED[module.__name__] if _source(n) is not None]
         for name in names:
-            setattr(module, name, getattr(voxrender, name))
-        module.__all__ = names
+            setattr(module, name, _source(name))
+        # Like PyTorch3D's ``__all__``: the public names (underscored helpers stay importable).
+        module.__all__ = [n for n in names if not n.startswith("_")]
         module.__voxrender_alias__ = True
         module.__doc__ = f"voxrender.compat alias of {module.__name__} (voxrender's objects)."
         if module.__name__ == _ROOT:

@@ -640,6 +640,18 @@ class Volumes:
         """This batch on the current CUDA device."""
         return self.to("cuda")
 
+    @property
+    def locator(self):
+        """The :class:`~voxrender.VolumeLocator` of this batch (PyTorch3D's ``Volumes.locator``).
+
+        A view sharing this batch's grid sizes and placement (no copy): its coordinate methods
+        return what this batch's do, and ``locator._set_local_to_world_transform(...)`` moves
+        this batch.
+        """
+        from .volume_locator import VolumeLocator  # imports this module
+
+        return VolumeLocator._of(self)
+
     def __repr__(self) -> str:
         feats = None if self._features is None else tuple(self._features.shape)
         return (
