@@ -143,7 +143,7 @@ class RadianceField(torch.nn.Module):
             torch.nn.Linear(hidden, 1), torch.nn.Softplus(beta=10.0)
         )
         with torch.no_grad():
-            self.to_density[0].bias.fill_(density_bias)  # start (almost) empty
+            self.to_density[0].bias.fill_(density_bias)  # the initial density level
         self.to_colour = torch.nn.Sequential(
             torch.nn.Linear(hidden + width, hidden),
             torch.nn.Softplus(beta=10.0),
@@ -194,7 +194,7 @@ def huber(x, y, scale=0.1):
 
 
 def sample_at_rays(images, xys):
-    """Bilinear samples of ``images (B, H, W, C)`` at NDC ``xys (B, R, 1, 2)``: (B, R, 1, C).
+    """Bilinear samples of ``images (B, H, W, C)`` at NDC ``xys (B, R, 2)``: (B, R, C).
 
     PyTorch3D's NDC x and y grow to the left and up; grid_sample's to the right and down.
     """
@@ -284,7 +284,7 @@ def main(argv=None):
         ids = torch.randperm(len(target_cameras))[: args.batch]
         rendered, rays = mc_renderer(
             cameras=pick_cameras(target_cameras, ids, device), volumetric_function=field
-        )  # (B, R, 1, 4)
+        )  # (B, R, 4)
         colours, opacity = rendered.split([3, 1], dim=-1)
         silhouette_err = huber(
             opacity, sample_at_rays(target_silhouettes[ids, ..., None], rays.xys)
