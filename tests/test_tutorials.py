@@ -49,7 +49,7 @@ def _run(script: Path, args: list[str], out: Path, *, compat: bool) -> dict:
         env["PYTHONPATH"] = str(ROOT)
     else:
         command = [sys.executable, str(script)]
-        if find_pytorch3d()[0] == "shared":
+        if _WHERE == "shared":
             env["PYTHONPATH"] = str(shared_pytorch3d_path())
     result = subprocess.run(
         [*command, *args, "--device", "cpu", "--losses", str(out)],
@@ -74,10 +74,8 @@ def _max_rel_diff(ours: list[float], theirs: list[float]) -> float:
     return max(abs(a - b) / abs(b) for a, b in zip(ours, theirs, strict=True))
 
 
-def _live_pytorch3d():
-    where, reason = find_pytorch3d()
-    if where is None:
-        pytest.skip(reason)
+_WHERE, _WHY_NOT = find_pytorch3d()  # where PyTorch3D would come from (imports nothing)
+live = pytest.mark.skipif(_WHERE is None, reason=_WHY_NOT)
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +163,8 @@ def test_simple_nerf_runs_through_compat_and_its_loss_falls(nerf_compat):
 # --------------------------------------------------------------------------- live: PyTorch3D
 
 
+@live
 def test_textured_volume_tracks_pytorch3d(textured_compat, tmp_path):
-    _live_pytorch3d()
     theirs = _run(TEXTURED, TEXTURED_ARGS, tmp_path / "p3d.json", compat=False)
     assert "voxrender" not in theirs["pytorch3d"]  # really PyTorch3D
     for key in ("color", "silhouette"):
@@ -175,8 +173,8 @@ def test_textured_volume_tracks_pytorch3d(textured_compat, tmp_path):
     assert textured_compat["frames_mean"] == pytest.approx(theirs["frames_mean"], rel=LIVE_RTOL)
 
 
+@live
 def test_simple_nerf_tracks_pytorch3d(nerf_compat, tmp_path):
-    _live_pytorch3d()
     theirs = _run(NERF, NERF_ARGS, tmp_path / "p3d.json", compat=False)
     assert "voxrender" not in theirs["pytorch3d"]  # really PyTorch3D
     for key in ("color", "silhouette", "preview_silhouette_err"):
