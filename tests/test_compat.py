@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,6 @@ from reference.oracle import find_pytorch3d, pytorch3d_hidden
 from voxrender import compat
 
 ROOT = Path(__file__).resolve().parents[1]
-TUTORIAL = ROOT / "tests" / "data" / "tutorial_fit_textured_volume.py"
 
 # Whether a real PyTorch3D is installed here (on sys.path). The live oracle (the runnable copy
 # beside the project, imported by the parity tests into sys.modules) does not count: every test
@@ -78,40 +76,6 @@ def _env(extra_path: str | None = None) -> dict[str, str]:
     paths = [str(ROOT)] + ([extra_path] if extra_path else [])
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
-
-
-# --------------------------------------------------------------------------- the tutorial
-
-
-def test_tutorial_runs_unmodified_through_compat_and_its_loss_falls():
-    command = [sys.executable, "-m", "voxrender.compat"]
-    command += ["--force"] if REAL_PYTORCH3D else []
-    result = subprocess.run(
-        [*command, str(TUTORIAL)],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    pattern = r"Iteration (\d+): color_err = (\S+) mask_err = (\S+)"
-    losses = [float(c) + float(m) for _, c, m in re.findall(pattern, result.stdout)]
-    assert len(losses) == 20, result.stdout
-    assert losses[-1] < 0.6 * losses[0], losses
-    assert "Rotating volume frames: (4, 16, 16, 3)" in result.stdout
-
-
-def test_tutorial_keeps_the_tutorials_import_lines():
-    text = TUTORIAL.read_text()
-    assert "from pytorch3d.structures import Volumes\n" in text
-    assert "from pytorch3d.transforms import so3_exp_map\n" in text
-    block = (
-        "from pytorch3d.renderer import (\n    FoVPerspectiveCameras, \n    VolumeRenderer,\n"
-        "    NDCMultinomialRaysampler,\n    EmissionAbsorptionRaymarcher\n)\n"
-    )
-    assert block in text
-    assert "import voxrender" not in text
 
 
 # --------------------------------------------------------------------------- what is provided
