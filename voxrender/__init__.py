@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from ._checks import IndexOutOfRangeError
+from .backends import BackendChoice
 from .cameras import (
     CamerasBase,
     FoVOrthographicCameras,
@@ -45,6 +46,7 @@ from .volumes import Volumes
 
 __all__ = [
     "AbsorptionOnlyRaymarcher",
+    "BackendChoice",
     "CamerasBase",
     "EmissionAbsorptionRaymarcher",
     "FoVOrthographicCameras",
