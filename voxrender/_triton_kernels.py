@@ -18,7 +18,7 @@ INTERPRETED = bool(knobs.runtime.interpret)
 
 @triton.jit
 def _sample_point(
-    table_ptr, a_ptr, b_ptr, len_ptr, rays, ray_ok, base, j, R, chans,
+    table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, j, chans,
     P: tl.constexpr, C: tl.constexpr, GX: tl.constexpr, GY: tl.constexpr, GZ: tl.constexpr,
     DENSITY_ONLY: tl.constexpr,
 ):  # fmt: skip
@@ -30,15 +30,9 @@ def _sample_point(
     zero margin) issue no loads: their value is the exact zero those corners hold.
     """
     t = tl.load(len_ptr + rays.to(tl.int64) * P + j, mask=ray_ok, other=0.0)
-    ux = tl.load(a_ptr + rays, mask=ray_ok, other=0.0) + t * tl.load(
-        b_ptr + rays, mask=ray_ok, other=0.0
-    )
-    uy = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0) + t * tl.load(
-        b_ptr + R + rays, mask=ray_ok, other=0.0
-    )
-    uz = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0) + t * tl.load(
-        b_ptr + 2 * R + rays, mask=ray_ok, other=0.0
-    )
+    ux = ax + t * bx
+    uy = ay + t * by
+    uz = az + t * bz
     ux = tl.minimum(tl.maximum(tl.where(ux != ux, 0.0, ux), 0.0), GX + 1.0)  # NaN reads zeros
     uy = tl.minimum(tl.maximum(tl.where(uy != uy, 0.0, uy), 0.0), GY + 1.0)
     uz = tl.minimum(tl.maximum(tl.where(uz != uz, 0.0, uz), 0.0), GZ + 1.0)
@@ -96,6 +90,12 @@ def render_forward_kernel(
         base = tl.load(base_ptr + rays, mask=ray_ok, other=0)
     else:
         base = rays.to(tl.int64) * 0
+    ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
+    ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
+    az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
+    bx = tl.load(b_ptr + rays, mask=ray_ok, other=0.0)
+    by = tl.load(b_ptr + R + rays, mask=ray_ok, other=0.0)
+    bz = tl.load(b_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
     zero = tl.zeros([BR], dtype=table_ptr.dtype.element_ty)
     one_eps = tl.load(one_eps_ptr)  # (1 + eps), rounded to the table's dtype as torch does
     passed = zero + 1.0  # prod_i (1 - d_i)
@@ -105,7 +105,7 @@ def render_forward_kernel(
     ring = tl.zeros([BR, SR], dtype=table_ptr.dtype.element_ty)
     for j in range(P):
         v, _row, _inside, _fx, _fy, _fz = _sample_point(
-            table_ptr, a_ptr, b_ptr, len_ptr, rays, ray_ok, base, j, R, chans,
+            table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, j, chans,
             P, C, GX, GY, GZ, not EMISSION,
         )  # fmt: skip
         d = tl.minimum(_column(v, chans, 0), 1.0)  # a blend of 1s may round one ulp above
@@ -171,6 +171,12 @@ def render_backward_kernel(
         base = tl.load(base_ptr + rays, mask=ray_ok, other=0)
     else:
         base = rays.to(tl.int64) * 0
+    ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
+    ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
+    az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
+    bx = tl.load(b_ptr + rays, mask=ray_ok, other=0.0)
+    by = tl.load(b_ptr + R + rays, mask=ray_ok, other=0.0)
+    bz = tl.load(b_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
     dt = table_ptr.dtype.element_ty
     zero = tl.zeros([BR], dtype=dt)
     one_eps = tl.load(one_eps_ptr)
@@ -197,7 +203,7 @@ def render_backward_kernel(
         if j % K == 0:
             ck_a = tl.where(segs[None, :] == j // K, aprod[:, None], ck_a)
         v, _row, _inside, _fx, _fy, _fz = _sample_point(
-            table_ptr, a_ptr, b_ptr, len_ptr, rays, ray_ok, base, j, R, chans,
+            table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, j, chans,
             P, C, GX, GY, GZ, True,
         )  # fmt: skip
         d = tl.minimum(_column(v, chans, 0), 1.0)
@@ -231,7 +237,7 @@ def render_backward_kernel(
                 atile = tl.where(kcols[None, :] == j - st, aprod[:, None], atile)
             if j < stop - 1:  # advance to X_{j+1}, A_{j+1}
                 v, _row, _inside, _fx, _fy, _fz = _sample_point(
-                    table_ptr, a_ptr, b_ptr, len_ptr, rays, ray_ok, base, j, R, chans,
+                    table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, j, chans,
                     P, C, GX, GY, GZ, True,
                 )  # fmt: skip
                 d = tl.minimum(_column(v, chans, 0), 1.0)
@@ -242,7 +248,7 @@ def render_backward_kernel(
         for ii in range(st, stop):
             i = stop - 1 - (ii - st)
             v, row, inside, fx, fy, fz = _sample_point(
-                table_ptr, a_ptr, b_ptr, len_ptr, rays, ray_ok, base, i, R, chans,
+                table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, i, chans,
                 P, C, GX, GY, GZ, not EMISSION,
             )  # fmt: skip
             d = tl.minimum(_column(v, chans, 0), 1.0)
