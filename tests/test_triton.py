@@ -52,6 +52,7 @@ def _scene(
     seed=0,
     extremes=True,
     axis_rays=True,
+    spread=3.0,
 ):
     """Volumes (leaves needing grad), a bundle (some rays inside, some missing), the leaves."""
     g = torch.Generator().manual_seed(seed)
@@ -71,7 +72,7 @@ def _scene(
         volume_translation=(0.1, -0.2, 0.05),
         align_corners=align_corners,
     )
-    origins = (torch.rand(batch, n_rays, 3, generator=g, dtype=torch.float64) - 0.5) * 3.0
+    origins = (torch.rand(batch, n_rays, 3, generator=g, dtype=torch.float64) - 0.5) * spread
     origins[:, 0] = 0.05  # starts inside the box
     directions = torch.randn(batch, n_rays, 3, generator=g, dtype=torch.float64)
     if axis_rays:  # axis-parallel rays (ray 0 too when it is the only one)
@@ -198,7 +199,9 @@ def _property(data):
 
 
 def test_gradcheck_float64():
-    _, bundle, (dens, feats) = _scene(grid=(2, 2, 2), features=1, n_rays=3, n_pts=3, extremes=False)
+    _, bundle, (dens, feats) = _scene(
+        grid=(2, 2, 2), features=1, n_rays=3, n_pts=4, extremes=False, spread=0.6
+    )  # rays through the box: every voxel gets a gradient
     raymarcher = EmissionAbsorptionRaymarcher(2)
     renderer = ImplicitRenderer(lambda **_: bundle, raymarcher, backend="triton")
 
