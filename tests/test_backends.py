@@ -215,3 +215,21 @@ def test_self_check_passes_on_the_interpreter():
     backends._self_checks.pop("cpu", None)
     assert backends.self_check("cpu") is None
     assert backends._self_checks["cpu"] is None  # once per device: cached
+
+
+@needs_triton_cpu
+def test_self_check_and_warning_under_compile_fullgraph():
+    # under torch.compile both run eagerly while tracing (their results are constants)
+    torch._dynamo.reset()
+    backends._warned.clear()
+    backends._self_checks.pop("cpu", None)
+
+    def f(x):
+        choice, _ = backends.choose("auto", torch.device("cuda"), lambda: "unused")
+        failed = backends.self_check("cpu") is not None
+        return x + (1.0 if choice.name == "reference" else 2.0) + (5.0 if failed else 0.0)
+
+    with pytest.warns(RuntimeWarning, match="interpreter"):
+        out = torch.compile(f, fullgraph=True, backend="eager")(torch.zeros(1))
+    assert out.tolist() == [1.0]
+    assert backends._self_checks["cpu"] is None

@@ -83,16 +83,29 @@ def resolve_backend(backend: str | None) -> str:
 
 
 def _warn_once(reason: str, device: torch.device) -> None:
+    if torch.compiler.is_compiling():  # warned eagerly while tracing (once, as always)
+        _warn_constant(reason, str(device))
+    else:
+        _warn_eagerly(reason, str(device))
+
+
+def _warn_eagerly(reason: str, device: str) -> bool:
     with _lock:
         if reason in _warned:
-            return
+            return False
         _warned.add(reason)
     warnings.warn(
         f"voxrender: rendering on {device} with the general (reference) path, not the Triton "
         f"backend: {reason}",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=5,
     )
+    return True
+
+
+@torch.compiler.assume_constant_result
+def _warn_constant(reason: str, device: str) -> bool:
+    return _warn_eagerly(reason, device)
 
 
 def _deterministic_reason() -> str | None:
@@ -157,15 +170,22 @@ def self_check(device: torch.device | str) -> str | None:
     with the reference path on ``device``: images and both volume gradients must agree to
     ``atol=1e-4, rtol=1e-3`` (float32).
     """
-    device = torch.device(device)
-    key = str(device)
-    with _lock:
-        if key in _self_checks:
-            return _self_checks[key]
-    result = _run_self_check(device)
-    with _lock:
-        _self_checks[key] = result
-    return result
+    key = str(torch.device(device))
+    if torch.compiler.is_compiling():  # run eagerly while tracing; the result is a constant
+        return _self_check_constant(key) or None
+    return _self_check_once(key)
+
+
+def _self_check_once(key: str) -> str | None:
+    with _lock:  # one check per device even when threads render at once
+        if key not in _self_checks:
+            _self_checks[key] = _run_self_check(torch.device(key))
+        return _self_checks[key]
+
+
+@torch.compiler.assume_constant_result
+def _self_check_constant(key: str) -> str:
+    return _self_check_once(key) or ""
 
 
 def choose(
