@@ -257,9 +257,11 @@ class ImplicitRenderer(torch.nn.Module):
     over ``torch.get_num_threads()`` threads, the same images and gradients up to rounding.
     It keeps the samples for the backward pass (16 bytes per ray point in float32) unless
     ``chunk_size`` is set, in which case it recomputes them and memory stays bounded. Under
-    ``torch.compile`` the fused path is one opaque custom operator (no graph break). Anything
-    else (other functions or raymarchers, gradients wanted for the rays or the volumes'
-    placement, other devices) takes the general path.
+    ``torch.compile`` the fused path is one opaque custom operator (no graph break). On CUDA
+    the same inputs go to the Triton backend (:mod:`voxrender.triton_render`) when it passes
+    its checks. Anything else (other functions or raymarchers, gradients wanted for the rays or
+    the volumes' placement, other devices) takes the general path; :mod:`voxrender.backends`
+    decides, and ``last_backend`` says what ran and why.
     """
 
     def __init__(
