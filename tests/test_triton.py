@@ -53,6 +53,7 @@ def _scene(
     extremes=True,
     axis_rays=True,
     spread=3.0,
+    sorted_lengths=True,
 ):
     """Volumes (leaves needing grad), a bundle (some rays inside, some missing), the leaves."""
     g = torch.Generator().manual_seed(seed)
@@ -81,7 +82,9 @@ def _scene(
     if n_rays > 3:  # one ray far outside, pointing away: misses the box
         origins[:, 3] = torch.tensor([5.0, 5.0, 5.0], dtype=torch.float64)
         directions[:, 3] = torch.tensor([1.0, 0.2, 0.1], dtype=torch.float64)
-    lengths = torch.sort(torch.rand(batch, n_rays, n_pts, generator=g, dtype=torch.float64) * 3)[0]
+    lengths = torch.rand(batch, n_rays, n_pts, generator=g, dtype=torch.float64) * 3
+    if sorted_lengths:  # else the kernels must not assume points in order along the ray
+        lengths = torch.sort(lengths)[0]
     bundle = RayBundle(
         *(t.to(DEVICE, dtype) for t in (origins, directions, lengths)), None
     )  # (B, R, 3), (B, R, 3), (B, R, P)
@@ -188,6 +191,7 @@ def _property(data):
         seed=data.draw(st.integers(0, 2**16)),
         extremes=data.draw(st.booleans()),
         axis_rays=data.draw(st.booleans()),
+        sorted_lengths=data.draw(st.booleans()),
     )
     vols, bundle, leaves = _scene(**case)
     if data.draw(st.booleans()):
