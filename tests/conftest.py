@@ -1,6 +1,13 @@
 import os
 
+import torch
 from hypothesis import HealthCheck, settings
+
+# Without a GPU, voxrender's Triton kernels run in triton's interpreter on CPU tensors
+# (tests/test_triton.py): the variable must be set before the kernels are first imported, which
+# voxrender does lazily. It changes nothing else (the fused CPU and general paths ignore it).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 settings.register_profile(
     "ci",

@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from ._checks import IndexOutOfRangeError
+from .backends import BackendChoice
 from .camera_utils import camera_to_eye_at_up, join_cameras_as_batch, rotate_on_spot
 from .cameras import (
     CamerasBase,
@@ -78,6 +79,7 @@ from .volumes import Volumes
 
 __all__ = [
     "AbsorptionOnlyRaymarcher",
+    "BackendChoice",
     "CamerasBase",
     "EmissionAbsorptionRaymarcher",
     "FoVOrthographicCameras",

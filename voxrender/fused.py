@@ -55,6 +55,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ._checks import check_density_range
 from .grid_sample import _PAD, _collapse_expanded_batch, margined_table
 from .raymarching import (
     AbsorptionOnlyRaymarcher,
@@ -66,7 +67,7 @@ from .raymarching import (
 )
 from .volumes import Volumes
 
-__all__: list[str] = []  # internal: reached through VolumeRenderer
+__all__: list[str] = []  # internal: reached through VolumeRenderer (voxrender.backends)
 
 # Points per chunk: the chunk's buffers (about 100 bytes per point) stay within a core's L2 / L3.
 _POINTS_PER_CHUNK = 1 << 16
@@ -587,49 +588,99 @@ def _rays_need_grad(ray_bundle) -> bool:
     )
 
 
-def fused_render(
-    volumes, ray_bundle, raymarcher, kwargs: dict, bounded: bool = False
-) -> torch.Tensor | None:
-    """Render ``raymarcher(VolumeSampler(volumes)(ray_bundle))`` fused, when that is possible.
+@dataclass(frozen=True)
+class FusedInputs:
+    """A render reduced to what every fused backend (CPU, Triton) reads: a table and ray lines.
 
-    The fused path covers voxrender's own :class:`~voxrender.Volumes` sampled trilinearly with
-    zeros padding and composited by voxrender's :class:`~voxrender.EmissionAbsorptionRaymarcher`
-    or :class:`~voxrender.AbsorptionOnlyRaymarcher`, on the CPU, in float32 or float64, for a
-    homogeneous bundle whose tensors (and the volumes' placement) need no gradient. Anything
-    else returns None and the caller takes the general path, which gives the same numbers.
+    Attributes:
+        table: ``(rows, C)`` channel-last zero-margined volume table (:func:`volume_table`),
+            differentiable; one volume (an expanded batch collapsed) or ``B`` stacked.
+        a, b: ``(3, R)`` each, rows ``x, y, z``: ray ``r`` in margined voxel units is
+            ``a[:, r] + t * b[:, r]`` (:func:`rays_to_voxel_lines`).
+        lengths: ``(R, P)`` the points' ``t``.
+        base: ``(R,)`` int64 table row of each ray's own volume, or None (one shared volume).
+        grid: ``(D, H, W)``.
+        emission: emission-absorption (else absorption-only).
+        surface_thickness: the EA raymarcher's ``s`` (1 for absorption-only).
+        eps: the EA raymarcher's ``eps`` (0.0 for absorption-only).
+        out_shape: ``(B, ...)``: the images are ``(*out_shape, C_out)``.
+    """
 
-    Args:
-        volumes: the volumes, batch ``B`` (or 1).
-        ray_bundle: ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``.
-        raymarcher: the renderer's raymarcher.
-        kwargs: the keyword arguments the raymarcher would get (``eps`` is read from them).
-        bounded: recompute the samples in the backward pass instead of keeping them: memory
-            then stays the volume plus chunk buffers whatever the number of rays.
+    table: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    lengths: torch.Tensor
+    base: torch.Tensor | None
+    grid: tuple[int, int, int]
+    emission: bool
+    surface_thickness: int
+    eps: float
+    out_shape: tuple[int, ...]
 
-    Returns:
-        Images ``(B, ..., C_f + 1)`` (EA) or ``(B, ..., 1)`` (AO), or None.
+    @property
+    def channels(self) -> int:
+        """``C`` of the table (``1 + C_f`` for EA, 1 for AO)."""
+        return self.table.shape[1]
+
+
+def fused_ineligible(volumes, ray_bundle, raymarcher) -> str | None:
+    """Why no fused backend can render these inputs (a sentence), or None if one may.
+
+    Device-independent: the backends add their own conditions (device, build) on top.
     """
     if not isinstance(volumes, Volumes):
-        return None
+        return f"the volumes are {type(volumes).__name__}, not voxrender.Volumes"
     emission = type(raymarcher) is EmissionAbsorptionRaymarcher
     if not emission and type(raymarcher) is not AbsorptionOnlyRaymarcher:
-        return None
-    if getattr(ray_bundle, "camera_ids", None) is not None or _rays_need_grad(ray_bundle):
-        return None
+        return (
+            f"the raymarcher is {type(raymarcher).__name__}, not voxrender's "
+            "EmissionAbsorptionRaymarcher or AbsorptionOnlyRaymarcher"
+        )
+    if getattr(ray_bundle, "camera_ids", None) is not None:
+        return "the ray bundle is heterogeneous (camera_ids)"
+    if _rays_need_grad(ray_bundle):
+        return "the rays (origins, directions or lengths) require grad"
     densities, features = volumes.densities(), volumes.features()
     if emission and features is None:
-        return None
-    if densities.shape[1] != 1 or densities.dtype not in (torch.float32, torch.float64):
-        return None
-    if densities.device.type != "cpu" or (emission and features.dtype != densities.dtype):
-        return None
+        return "emission-absorption needs features and the volumes have none"
+    if densities.shape[1] != 1:
+        return f"the volumes have {densities.shape[1]} density channels, not 1"
+    if densities.dtype not in (torch.float32, torch.float64):
+        return f"the volumes are {densities.dtype}, not float32 or float64"
+    if emission and (features.dtype != densities.dtype or features.device != densities.device):
+        return "the volumes' features and densities differ in dtype or device"
+    origins, lengths = ray_bundle.origins, ray_bundle.lengths
+    if origins.dtype != densities.dtype or lengths.dtype != densities.dtype:
+        return f"the rays are {origins.dtype}, the volumes {densities.dtype}"
+    if origins.device != densities.device:
+        return f"the rays are on {origins.device}, the volumes on {densities.device}"
+    if lengths.shape[-1] == 0 or origins.numel() == 0:
+        return "the bundle has no rays or no points per ray"
+    return None
+
+
+def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs | str:
+    """The inputs of a fused render (shared by the CPU and Triton backends), or why not.
+
+    Checks the raymarcher's ``eps`` and the volumes' densities, once on the voxels (whose
+    blends the samples are) rather than on every sample: on CPU tensors (a free read) voxels
+    outside [0, 1] leave the render to the general path, which warns per sample as PyTorch3D;
+    on accelerators the check is queued (:func:`~voxrender._checks.check_density_range`, never
+    a sync) and warns from a later call, while the fused backend renders.
+
+    Returns:
+        A :class:`FusedInputs`, or a sentence saying why no fused backend applies.
+    """
+    reason = fused_ineligible(volumes, ray_bundle, raymarcher)
+    if reason is not None:
+        return reason
+    emission = type(raymarcher) is EmissionAbsorptionRaymarcher
+    densities, features = volumes.densities(), volumes.features()
     origins, directions, lengths = ray_bundle.origins, ray_bundle.directions, ray_bundle.lengths
-    if origins.dtype != densities.dtype or lengths.shape[-1] == 0 or origins.numel() == 0:
-        return None
     batch, ray_shape = origins.shape[0], origins.shape[1:-1]
     origins_local, directions_local = rays_to_local(origins, directions, volumes)  # (B, ..., 3)
     if origins_local.requires_grad:  # the volumes' placement is being learnt: general path
-        return None
+        return "the volumes' placement (world-to-local transform) requires grad"
     grid = tuple(densities.shape[2:])
     a, b = rays_to_voxel_lines(
         origins_local.reshape(-1, 3),
@@ -646,29 +697,93 @@ def fused_render(
             d1, f1 = densities, features
     else:
         d1, f1 = _shared_volume(densities), None
-    if not torch.compiler.is_compiling() and not _in_unit_interval(d1):
-        return None  # the general path's raymarcher warns (or raises) per sample, as PyTorch3D
+    if torch.compiler.is_compiling():
+        pass  # no density check inside a graph (no data-dependent branch), as the general path
+    elif d1.device.type == "cpu":
+        if not _in_unit_interval(d1):
+            return (
+                "the volumes' densities are not all in [0, 1]: the general path renders them "
+                "and warns per sample, as PyTorch3D"
+            )
+    else:  # queued on the device, never a sync: warns from a later call if a voxel is outside
+        check_density_range(d1, "volumes.densities()")
     table = volume_table(d1, f1)  # (rows, C)
     base = None
     if d1.shape[0] > 1:  # one volume per batch element
         rows = table.shape[0] // d1.shape[0]
         per_batch = torch.arange(batch, device=origins.device) * rows
         base = per_batch.repeat_interleave(ray_shape.numel())  # (B*R,)
-
     eps = _check_eps(kwargs.get("eps", 1e-10)) if emission else 0.0
-    if not _sparse_products_work(table.dtype, _index_dtype(table)):
-        return None  # a build without CPU sparse-dense products: the general path
-    eps_vanishes = _eps_vanishes(eps, table.dtype)
-    plan = _Plan(
+    return FusedInputs(
+        table=table,
+        a=a,
+        b=b,
+        lengths=flat_lengths,
+        base=base,
         grid=grid,
-        channels=table.shape[1],
         emission=emission,
         surface_thickness=raymarcher.surface_thickness if emission else 1,
         eps=eps,
+        out_shape=(batch, *ray_shape),
+    )
+
+
+def cpu_ineligible(inputs: FusedInputs) -> str | None:
+    """Why the fused CPU backend cannot render ``inputs`` (a sentence), or None."""
+    if inputs.table.device.type != "cpu":
+        return f"the fused CPU path runs on CPU tensors, these are on {inputs.table.device}"
+    if not _sparse_products_work(inputs.table.dtype, _index_dtype(inputs.table)):
+        return "this PyTorch build cannot multiply sparse CSR matrices into dense out= tensors"
+    return None
+
+
+def render_cpu(inputs: FusedInputs, bounded: bool = False) -> torch.Tensor:
+    """The fused CPU render of ``inputs``: images ``(B, ..., C_out)``.
+
+    Args:
+        inputs: from :func:`prepare_fused`, with :func:`cpu_ineligible` None.
+        bounded: recompute the samples in the backward pass instead of keeping them: memory
+            then stays the volume plus chunk buffers whatever the number of rays.
+    """
+    table, n_pts = inputs.table, inputs.lengths.shape[-1]
+    plan = _Plan(
+        grid=inputs.grid,
+        channels=inputs.channels,
+        emission=inputs.emission,
+        surface_thickness=inputs.surface_thickness,
+        eps=inputs.eps,
         rays_per_chunk=max(1, _POINTS_PER_CHUNK // n_pts),
         workers=0,  # decided when the operator runs (torch.get_num_threads() then)
         keep_samples=not bounded,
-        eps_vanishes=eps_vanishes,
+        eps_vanishes=_eps_vanishes(inputs.eps, table.dtype),
     )
-    images = _render(table, a, b, flat_lengths, base, plan)  # (B*R, C_out)
-    return images.view(batch, *ray_shape, images.shape[-1])
+    images = _render(table, inputs.a, inputs.b, inputs.lengths, inputs.base, plan)  # (B*R, C_out)
+    return images.view(*inputs.out_shape, images.shape[-1])
+
+
+def fused_render(
+    volumes, ray_bundle, raymarcher, kwargs: dict, bounded: bool = False
+) -> torch.Tensor | None:
+    """Render ``raymarcher(VolumeSampler(volumes)(ray_bundle))`` fused on the CPU, if possible.
+
+    The fused path covers voxrender's own :class:`~voxrender.Volumes` sampled trilinearly with
+    zeros padding and composited by voxrender's :class:`~voxrender.EmissionAbsorptionRaymarcher`
+    or :class:`~voxrender.AbsorptionOnlyRaymarcher`, on the CPU, in float32 or float64, for a
+    homogeneous bundle whose tensors (and the volumes' placement) need no gradient
+    (:func:`prepare_fused`, :func:`cpu_ineligible`). Anything else returns None and the caller
+    takes the general path, which gives the same numbers.
+
+    Args:
+        volumes: the volumes, batch ``B`` (or 1).
+        ray_bundle: ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``.
+        raymarcher: the renderer's raymarcher.
+        kwargs: the keyword arguments the raymarcher would get (``eps`` is read from them).
+        bounded: see :func:`render_cpu`.
+
+    Returns:
+        Images ``(B, ..., C_f + 1)`` (EA) or ``(B, ..., 1)`` (AO), or None.
+    """
+    inputs = prepare_fused(volumes, ray_bundle, raymarcher, kwargs)
+    if isinstance(inputs, str) or cpu_ineligible(inputs) is not None:
+        return None
+    return render_cpu(inputs, bounded)

@@ -21,8 +21,9 @@ from collections.abc import Callable
 
 import torch
 
+from . import backends
 from ._checks import ArgumentTypeError, check_choice, describe
-from .fused import fused_render, rays_to_local
+from .fused import FusedInputs, fused_render, prepare_fused, rays_to_local
 from .grid_sample import MODES, PADDING_MODES, _collapse_expanded_batch, sample_grid
 from .ray_bundle import RayBundle
 
@@ -125,6 +126,24 @@ class VolumeSampler(torch.nn.Module):
                 f"ray_bundle: expected a batch of {n_volumes} (one per volume), got "
                 f"origins of shape {tuple(ray_bundle.origins.shape)}"
             )
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the volumes' densities."""
+        return self._volumes.densities().device
+
+    def fused_inputs(self, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs | str:
+        """What a fused backend (CPU, Triton) renders, or a sentence saying why none applies.
+
+        See :func:`voxrender.fused.prepare_fused`.
+        """
+        if self._sample_mode != "bilinear" or self._padding_mode != "zeros":
+            return (
+                f"the fused backends sample trilinearly with zeros padding, not "
+                f"sample_mode={self._sample_mode!r}, padding_mode={self._padding_mode!r}"
+            )
+        self._check_rays(ray_bundle)
+        return prepare_fused(self._volumes, ray_bundle, raymarcher, kwargs)
 
     def render_fused(
         self, ray_bundle, raymarcher, bounded: bool = False, **kwargs
@@ -240,6 +259,12 @@ class ImplicitRenderer(torch.nn.Module):
             an image of any size renders in bounded memory; with gradients enabled each chunk is
             checkpointed (recomputed in the backward pass) so training is bounded too. The
             result is the same as unchunked.
+        backend: ``"auto"``, ``"reference"``, ``"cpu"`` or ``"triton"`` (a voxrender
+            extension, see :mod:`voxrender.backends`); None reads the environment variable
+            ``VOXRENDER_BACKEND`` at every render (default ``"auto"``). A forced backend that
+            cannot render the inputs raises ``ValueError`` saying why. After each render,
+            ``last_backend`` is a :class:`~voxrender.BackendChoice`: the backend that ran and
+            why each other one did not.
 
     A :class:`VolumeSampler` of voxrender's :class:`~voxrender.Volumes` (trilinear, zeros
     padding) with voxrender's emission-absorption or absorption-only raymarcher is rendered by
@@ -247,13 +272,20 @@ class ImplicitRenderer(torch.nn.Module):
     over ``torch.get_num_threads()`` threads, the same images and gradients up to rounding.
     It keeps the samples for the backward pass (16 bytes per ray point in float32) unless
     ``chunk_size`` is set, in which case it recomputes them and memory stays bounded. Under
-    ``torch.compile`` the fused path is one opaque custom operator (no graph break). Anything
-    else (other functions or raymarchers, gradients wanted for the rays or the volumes'
-    placement, other devices) takes the general path.
+    ``torch.compile`` the fused path is one opaque custom operator (no graph break). On CUDA
+    the same inputs go to the Triton backend (:mod:`voxrender.triton_render`) when it passes
+    its checks. Anything else (other functions or raymarchers, gradients wanted for the rays or
+    the volumes' placement, other devices) takes the general path; :mod:`voxrender.backends`
+    decides, and ``last_backend`` says what ran and why.
     """
 
     def __init__(
-        self, raysampler: Callable, raymarcher: Callable, *, chunk_size: int | None = None
+        self,
+        raysampler: Callable,
+        raymarcher: Callable,
+        *,
+        chunk_size: int | None = None,
+        backend: str | None = None,
     ):
         super().__init__()
         if not callable(raysampler):
@@ -267,6 +299,8 @@ class ImplicitRenderer(torch.nn.Module):
         self.raysampler = raysampler
         self.raymarcher = raymarcher
         self.chunk_size = _check_chunk_size(chunk_size)
+        self.backend = backends.check_backend(backend)
+        self.last_backend: backends.BackendChoice | None = None
 
     def forward(self, cameras, volumetric_function: Callable, **kwargs):
         """Render.
@@ -301,12 +335,25 @@ class ImplicitRenderer(torch.nn.Module):
                 **kwargs,
             )
 
-        if isinstance(volumetric_function, VolumeSampler):  # the fused fast path, when it applies
-            images = volumetric_function.render_fused(
-                ray_bundle, self.raymarcher, self.chunk_size is not None, **kwargs
-            )
-            if images is not None:
-                return images, ray_bundle
+        requested = backends.resolve_backend(self.backend)
+        if isinstance(volumetric_function, VolumeSampler):
+            device = volumetric_function.device
+
+            def prepare():
+                return volumetric_function.fused_inputs(ray_bundle, self.raymarcher, kwargs)
+
+        else:
+            device = getattr(ray_bundle.origins, "device", torch.device("cpu"))
+            reason = backends.not_a_sampler(volumetric_function)
+
+            def prepare():
+                return reason
+
+        choice, inputs = backends.choose(requested, device, prepare)
+        self.last_backend = choice
+        images = backends.run(choice, inputs, bounded=self.chunk_size is not None)
+        if images is not None:
+            return images, ray_bundle
         rays = _rays_per_element(ray_bundle)
         if self.chunk_size is None or rays is None or rays <= self.chunk_size:
             return render(ray_bundle), ray_bundle
@@ -321,6 +368,8 @@ class VolumeRenderer(torch.nn.Module):
         raymarcher: e.g. :class:`~voxrender.EmissionAbsorptionRaymarcher`.
         sample_mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
         chunk_size: rays per batch element rendered at a time (see :class:`ImplicitRenderer`).
+        backend: which implementation renders (see :class:`ImplicitRenderer`); after each
+            render ``last_backend`` says which one did, and why not the others.
     """
 
     def __init__(
@@ -330,10 +379,23 @@ class VolumeRenderer(torch.nn.Module):
         sample_mode: str = "bilinear",
         *,
         chunk_size: int | None = None,
+        backend: str | None = None,
     ):
         super().__init__()
-        self.renderer = ImplicitRenderer(raysampler, raymarcher, chunk_size=chunk_size)
+        self.renderer = ImplicitRenderer(
+            raysampler, raymarcher, chunk_size=chunk_size, backend=backend
+        )
         self._sample_mode = check_choice(sample_mode, "sample_mode", MODES)
+
+    @property
+    def backend(self) -> str | None:
+        """The backend request (None: ``$VOXRENDER_BACKEND`` at every render)."""
+        return self.renderer.backend
+
+    @property
+    def last_backend(self) -> backends.BackendChoice | None:
+        """The :class:`~voxrender.BackendChoice` of the last render (None before the first)."""
+        return self.renderer.last_backend
 
     def forward(self, cameras, volumes, **kwargs):
         """Render ``volumes`` seen from ``cameras`` (one volume per camera).

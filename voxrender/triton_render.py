@@ -1,0 +1,242 @@
+"""Fused volume rendering in Triton: march each ray point by point, no per-sample tensors.
+
+The same render as :mod:`voxrender.fused` (whose :func:`~voxrender.fused.prepare_fused` builds
+the inputs: the channel-last zero-margined table, each ray as ``u = a + t * b`` in margined voxel
+units, the per-ray ``base`` row of batched volumes), computed by two Triton kernels wrapped as
+the custom operators ``voxrender::triton_render`` and ``voxrender::triton_render_backward``, so
+``torch.compile`` sees one opaque call. The kernels run compiled on CUDA tensors and, with
+``TRITON_INTERPRET=1`` set before they are first imported, in triton's interpreter on CPU tensors
+(how they are tested without a GPU). triton is optional: without it this backend is ineligible.
+
+Dimension letters: ``R`` rays, ``P`` points per ray, ``C`` table channels (``1 + C_f`` for EA,
+1 for AO), ``BR`` rays per program.
+
+Forward (one program per ``BR`` rays, a loop over the ``P`` points): the point
+``u = a + t b`` (NaN -> 0, clamped to the margined grid), the 8 trilinear weights, one
+``(BR, C)`` gather per corner from the channel-last table (``C`` contiguous values: 16 bytes for
+RGB + density in float32), then emission-absorption compositing as in
+:mod:`voxrender.raymarching`: ``x_i = (1 + eps) - d_i`` (``1 + eps`` rounded to the dtype, as
+torch does), ``T_i = prod_{j <= i - s} x_j`` as a running product fed from a ring of the last
+``s`` values of ``x``, features ``sum_i d_i T_i f_i``, opacity ``1 - prod_i (1 - d_i)``. Only the
+images are written. A point whose 8 corners all lie in the zero margin (outside the volume's
+box) issues no loads (masked): its sample is exactly the zero those corners hold, so the images
+and gradients are those of the full march, and the memory traffic is that of the points inside.
+There is no early exit on low transmittance (it would not be exact).
+
+Backward, division-free. With ``e_k = d_k (f_k . gF)`` (``gF``, ``gO`` the images' gradient for
+the features and the opacity), ``X_i = prod_{l < i} x_l`` (so ``T_i = X_{i-s+1}``),
+``A_i = prod_{l < i} (1 - d_l)`` and ``B_i = prod_{l > i} (1 - d_l)``::
+
+    dL/df_i = d_i T_i gF
+    dL/dd_i = T_i (f_i . gF) - X_i S_i + gO A_i B_i
+    S_i     = sum_{k >= i + s} e_k prod_{i < l <= k - s} x_l = e_{i+s} + x_{i+1} S_{i+1}
+
+(``e_k = 0`` for ``k >= P``, ``S_{P-1} = 0``): derivatives of the products are products over
+``l != i``, never ``T / x_i``, so densities of exactly 1 (``x = 0``) or 0 need no special case.
+``S`` and ``B`` are suffix quantities (a reverse sweep carries them), ``X`` and ``A`` prefix
+ones. Without a per-sample buffer the prefixes are checkpointed: pass 1 marches the densities
+forward and keeps ``X`` and ``A`` at the start of each segment of ``K ~ sqrt(P)`` points (a
+``(BR, P/K)`` register tile); then for each segment from the far end, pass 2 recomputes its
+prefixes into ``(BR, K + s - 1)`` register tiles and pass 3 walks it backwards, carrying ``S``,
+``B`` and a ring of the last ``s`` values of ``e``, and adds ``w_k * dL/dvalue_i`` into the
+gradient table at the 8 corners with atomic adds. Cost: about 3 gathers per point (2 of the
+density only) and 8 atomic adds of ``C`` values per point inside the box. A volume expanded
+across the batch is one table and one gradient table; batched volumes are read and written at
+each ray's ``base``. The atomics make the gradient's summation order vary run to run, so this
+backend is not used under ``torch.use_deterministic_algorithms(True)``.
+
+Design for the GPU (fixed configurations, no autotuning, no host syncs): ``BR`` = 64 rays per
+program forward, 32 backward (register tiles), 4 warps; the loop over points is sequential per
+ray, the rays of a program are independent lanes; gathers of ``C`` contiguous channels per
+corner (vectorised); ``int64`` row offsets (tables of any size). Not yet measured on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__: list[str] = []  # internal: reached through voxrender.backends
+
+_FORWARD_RAYS = 64
+_BACKWARD_RAYS = 32
+_WARPS = 4
+
+_kernels = None
+_import_error: str | None = None
+
+
+def _load():
+    """The kernels module, imported once (None when triton does not import)."""
+    global _kernels, _import_error
+    if _kernels is None and _import_error is None:
+        try:
+            from . import _triton_kernels
+        except Exception as error:  # ImportError, or a broken triton install
+            _import_error = f"{type(error).__name__}: {error}"
+        else:
+            _kernels = _triton_kernels
+    return _kernels
+
+
+def unavailable() -> str | None:
+    """Why triton cannot be used at all in this process (a sentence), or None."""
+    if _load() is None:
+        return f"triton does not import ({_import_error})"
+    return None
+
+
+def interpreted() -> bool:
+    """Whether the kernels run in triton's interpreter (``TRITON_INTERPRET=1`` at import)."""
+    return _load() is not None and _kernels.INTERPRETED
+
+
+def device_ineligible(device: torch.device) -> str | None:
+    """Why the Triton kernels cannot run on ``device`` (a sentence), or None."""
+    reason = unavailable()
+    if reason is not None:
+        return reason
+    if device.type == "cuda" or (device.type == "cpu" and interpreted()):
+        return None
+    if device.type == "cpu":
+        return (
+            "the Triton kernels run on CUDA tensors; CPU tensors need TRITON_INTERPRET=1 set "
+            "before voxrender's Triton kernels are first imported (triton's interpreter)"
+        )
+    return f"the Triton kernels run on CUDA tensors, these are on {device}"
+
+
+def _pow2(n: int) -> int:
+    return max(2, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def _params(table, lengths, emission: bool, surface_thickness: int) -> dict:
+    """Compile-time parameters of both kernels."""
+    n_pts = lengths.shape[1]
+    s = max(1, min(surface_thickness, n_pts))  # s >= P: every T_i is 1, as with s = P
+    return {
+        "P": n_pts,
+        "C": table.shape[1],
+        "CP": _pow2(table.shape[1]),
+        "EMISSION": emission,
+        "S": s,
+        "SR": _pow2(s),
+    }
+
+
+def _launch(kernel, rays_per_program, n_rays, device, *args, **constants):
+    grid = (triton_cdiv(n_rays, rays_per_program),)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            kernel[grid](*args, BR=rays_per_program, num_warps=_WARPS, **constants)
+    else:
+        kernel[grid](*args, BR=rays_per_program, **constants)
+
+
+def triton_cdiv(n: int, d: int) -> int:
+    return -(-n // d)
+
+
+def _grid_constants(grid) -> dict:
+    d, h, w = grid
+    return {"GX": w, "GY": h, "GZ": d}
+
+
+@torch.library.custom_op("voxrender::triton_render", mutates_args=())
+def _forward_op(
+    table: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lengths: torch.Tensor,
+    base: torch.Tensor | None,
+    grid: list[int],
+    emission: bool,
+    surface_thickness: int,
+    eps: float,
+) -> torch.Tensor:
+    kernels = _load()
+    table, a, b, lengths = table.contiguous(), a.contiguous(), b.contiguous(), lengths.contiguous()
+    n_rays = lengths.shape[0]
+    out = table.new_empty(n_rays, table.shape[1] if emission else 1)
+    one_eps = torch.full((1,), 1.0 + eps, dtype=table.dtype, device=table.device)
+    params = _params(table, lengths, emission, surface_thickness)
+    if n_rays:
+        _launch(
+            kernels.render_forward_kernel, _FORWARD_RAYS, n_rays, table.device,
+            table, a, b, lengths, base, out, n_rays, one_eps,
+            HAS_BASE=base is not None, **params, **_grid_constants(grid),
+        )  # fmt: skip
+    return out
+
+
+@_forward_op.register_fake
+def _(table, a, b, lengths, base, grid, emission, surface_thickness, eps):
+    return table.new_empty(lengths.shape[0], table.shape[1] if emission else 1)
+
+
+@torch.library.custom_op("voxrender::triton_render_backward", mutates_args=())
+def _backward_op(
+    grad_images: torch.Tensor,
+    table: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lengths: torch.Tensor,
+    base: torch.Tensor | None,
+    grid: list[int],
+    emission: bool,
+    surface_thickness: int,
+    eps: float,
+) -> torch.Tensor:
+    kernels = _load()
+    table, a, b, lengths = table.contiguous(), a.contiguous(), b.contiguous(), lengths.contiguous()
+    grad_images = grad_images.contiguous()
+    n_rays = lengths.shape[0]
+    grad_table = torch.zeros_like(table, memory_format=torch.contiguous_format)
+    one_eps = torch.full((1,), 1.0 + eps, dtype=table.dtype, device=table.device)
+    params = _params(table, lengths, emission, surface_thickness)
+    k = _pow2(math.isqrt(max(params["P"] - 1, 0)) + 1)  # segment length ~ sqrt(P)
+    nseg = triton_cdiv(params["P"], k)
+    if n_rays:
+        _launch(
+            kernels.render_backward_kernel, _BACKWARD_RAYS, n_rays, table.device,
+            grad_images, table, a, b, lengths, base, grad_table, n_rays, one_eps,
+            HAS_BASE=base is not None, K=k, W=_pow2(k + params["S"] - 1), NSEG=nseg,
+            NSP=_pow2(nseg), **params, **_grid_constants(grid),
+        )  # fmt: skip
+    return grad_table
+
+
+@_backward_op.register_fake
+def _(grad_images, table, *args):
+    return torch.empty_like(table)
+
+
+def _setup_context(ctx, inputs, output):
+    table, a, b, lengths, base, *params = inputs
+    ctx.save_for_backward(table, a, b, lengths, base)
+    ctx.params = params
+
+
+def _backward(ctx, grad_images):
+    table, a, b, lengths, base = ctx.saved_tensors
+    grad_table = None
+    if ctx.needs_input_grad[0]:
+        grad_table = _backward_op(grad_images, table, a, b, lengths, base, *ctx.params)
+    return (grad_table,) + (None,) * 8
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def render_triton(inputs) -> torch.Tensor:
+    """The Triton render of ``inputs`` (:class:`voxrender.fused.FusedInputs`): ``(B, ..., C_out)``.
+
+    The caller has checked :func:`device_ineligible` (voxrender.backends does).
+    """
+    base = None if inputs.base is None else inputs.base.to(torch.int64)
+    images = _forward_op(
+        inputs.table, inputs.a, inputs.b, inputs.lengths, base, list(inputs.grid),
+        inputs.emission, inputs.surface_thickness, inputs.eps,
+    )  # fmt: skip
+    return images.view(*inputs.out_shape, images.shape[-1])
