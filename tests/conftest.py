@@ -1,21 +1,5 @@
-"""Test-suite configuration: hypothesis profiles and the device the suite runs on.
-
-Devices (kornia-style): ``python -m pytest --device cpu|cuda|auto|cpu,cuda`` (or the environment
-variable ``VOXRENDER_TEST_DEVICE``; the option wins). ``auto``, the default, is today's
-behaviour: the CPU, plus CUDA when it is available. The choice sets ``helpers.DEVICES``, which
-every device-parametrized test uses (``@pytest.mark.parametrize("device", DEVICES)``), and:
-
-- tests marked ``cuda`` (``tests/helpers.py: needs_cuda``) run only when CUDA is selected;
-- with the CPU not selected (``--device cuda``), a test that is neither device-parametrized nor
-  marked ``cuda`` runs on the CPU only, so it is skipped, and its skip reason says why: a
-  ``@pytest.mark.cpu_only("why")`` marker, else :data:`CPU_ONLY_REASONS` for its module, else
-  :data:`CPU_ONLY_DEFAULT`.
-"""
-
 import os
 
-import helpers
-import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -29,6 +13,23 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# --------------------------------------------------------------------------------------------
+# The device the suite runs on
+#
+# Devices (kornia-style): ``python -m pytest --device cpu|cuda|auto|cpu,cuda`` (or the environment
+# variable ``VOXRENDER_TEST_DEVICE``; the option wins). ``auto``, the default, is today's
+# behaviour: the CPU, plus CUDA when it is available. The choice sets ``helpers.DEVICES``, which
+# every device-parametrized test uses (``@pytest.mark.parametrize("device", DEVICES)``), and:
+#
+# - tests marked ``cuda`` (``tests/helpers.py: needs_cuda``) run only when CUDA is selected;
+# - with the CPU not selected (``--device cuda``), a test that is neither device-parametrized nor
+#   marked ``cuda`` runs on the CPU only, so it is skipped, and its skip reason says why: a
+#   ``@pytest.mark.cpu_only("why")`` marker, else :data:`CPU_ONLY_REASONS` for its module, else
+#   :data:`CPU_ONLY_DEFAULT`.
+
+import helpers  # noqa: E402  (after the settings above; kept below them for easy merges)
+import pytest  # noqa: E402
+
 # Why the tests of a module run on the CPU only (first matching path fragment wins).
 CPU_ONLY_REASONS = {
     "test_fused.py": "the fused path is the CPU backend (MKL sparse products, worker threads)",
@@ -38,6 +39,8 @@ CPU_ONLY_REASONS = {
     "the same code with tensors on CUDA)",
     "test_readme.py": "the README's example as written (CPU tensors)",
     "test_compat.py": "module aliasing and imports: no tensors on a device",
+    "test_meta.py": "meta tensors have no device to choose (the CUDA check in it runs)",
+    "test_devices.py": "checks the suite's device selection itself, in CPU subprocesses",
 }
 CPU_ONLY_DEFAULT = (
     "not device-parametrized: argument checks and host-side logic on CPU tensors, "
