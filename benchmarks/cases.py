@@ -656,6 +656,8 @@ def backend_used(case: Case) -> dict[str, Any] | None:
     if renderer is None and case.inputs.get("model") is not None:
         renderer = getattr(case.inputs["model"], "renderer", None)
     choice = getattr(renderer, "last_backend", None)
+    if choice is None:  # e.g. kept by the VolumeRenderer's inner ImplicitRenderer only
+        choice = getattr(getattr(renderer, "renderer", None), "last_backend", None)
     if choice is None or not hasattr(choice, "name"):
         return None
     reasons = getattr(choice, "reasons", None)
