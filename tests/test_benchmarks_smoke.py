@@ -5,6 +5,7 @@ voxrender renders, the report writes its files. Nothing is timed for speed here.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -317,11 +318,19 @@ class _Choice:
         self.name, self.reasons = name, reasons
 
 
-def _backend_aware_renderer(monkeypatch):
-    """voxrender.VolumeRenderer as the backend dispatch will have it (for before it lands)."""
+def _backend_aware_renderer(monkeypatch) -> bool:
+    """voxrender.VolumeRenderer as the backend dispatch has it; a stand-in before it lands.
+
+    Returns:
+        Whether the stand-in is used (False: the installed voxrender takes a backend).
+    """
+    import inspect
+
     import voxrender
 
     plain = voxrender.VolumeRenderer
+    if "backend" in inspect.signature(plain.__init__).parameters:
+        return False
 
     class Renderer(plain):
         def __init__(self, raysampler, raymarcher, sample_mode="bilinear", *, chunk_size=None,
@@ -329,15 +338,20 @@ def _backend_aware_renderer(monkeypatch):
             if backend not in (None, "auto", "reference", "cpu", "triton"):
                 raise ValueError(f"backend: got {backend!r}")
             super().__init__(raysampler, raymarcher, sample_mode, chunk_size=chunk_size)
-            self.backend = backend
+            self._forced, self._last = backend, None
+
+        @property
+        def last_backend(self):
+            return self._last
 
         def forward(self, cameras, volumes, **kwargs):
-            if self.backend == "triton":
-                raise ValueError("backend='triton': the inputs are not CUDA tensors")
-            self.last_backend = _Choice(self.backend, {"triton": "not CUDA tensors"})
+            if self._forced == "triton":
+                raise ValueError("backend='triton': the Triton kernels run on CUDA tensors")
+            self._last = _Choice(self._forced, {"triton": "not CUDA tensors"})
             return super().forward(cameras, volumes, **kwargs)
 
     monkeypatch.setattr(voxrender, "VolumeRenderer", Renderer)
+    return True
 
 
 def test_forced_backends_unavailable_without_the_backend_argument():
@@ -353,12 +367,15 @@ def test_forced_backends_unavailable_without_the_backend_argument():
 
 
 def test_forced_backend_cases(monkeypatch):
+    monkeypatch.delenv("VOXRENDER_BACKEND", raising=False)
     _backend_aware_renderer(monkeypatch)
     case = make_case("tiny", "voxrender-reference", component="fit_step")
     assert torch.isfinite(case())
-    assert backend_used(case) == {"name": "reference", "reasons": {"triton": "not CUDA tensors"}}
-    with pytest.raises(CaseUnavailable, match=r"backend='triton' is not eligible here: .*CUDA"):
-        make_case("tiny", "voxrender-triton", component="render_fwd")
+    used = backend_used(case)
+    assert used["name"] == "reference" and "triton" in used["reasons"]
+    if not os.environ.get("TRITON_INTERPRET"):  # else Triton runs on CPU tensors (interpreted)
+        with pytest.raises(CaseUnavailable, match=r"backend='triton' is not eligible here: .*CUDA"):
+            make_case("tiny", "voxrender-triton", component="render_fwd")
     with pytest.raises(CaseUnavailable, match="does not go through a renderer"):
         make_case("tiny", "voxrender-reference", component="raymarching_fwd")
     result = report.measure_case({"config": "tiny", "backend": "voxrender-reference",
