@@ -285,9 +285,15 @@ def run_parity(args, budget: Budget, work: Path) -> dict[str, Any]:
 
 def _bench_worker(specs: list[dict[str, Any]]) -> None:
     """``report.measure_case`` for each spec in this process; one result line each."""
+    import torch
+
     from . import report
 
     for spec in specs:
+        if spec["backend"].endswith("-compiled"):
+            # A fresh compile per case: the same callable at another config would otherwise
+            # recompile with dynamic shapes (a different program than a user's).
+            torch._dynamo.reset()
         result = report._run_in_process(spec)
         print(RESULT_MARKER + json.dumps({"spec": spec, "result": result}), flush=True)
 
