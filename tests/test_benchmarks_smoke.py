@@ -414,7 +414,7 @@ def test_gpu_check_kills_a_hanging_phase(tmp_path):
 def test_gpu_check_dry_run_rehearsal(tmp_path):
     """python -m benchmarks.gpu_check --device cpu --dry-run, cut to a few processes."""
     argv = ["--device", "cpu", "--dry-run", "--out", str(tmp_path), "--backends",
-            "voxrender-triton,baseline", "--components", "render_fwd"]  # fmt: skip
+            "voxrender-reference,pytorch3d", "--components", "fit_step"]  # fmt: skip
     assert gpu_check.main(argv) == 0
     files = sorted(p.name for p in tmp_path.iterdir())
     stem = files[0][: -len(".json")]
@@ -425,13 +425,18 @@ def test_gpu_check_dry_run_rehearsal(tmp_path):
     assert doc["tests"]["status"] == "passed" and doc["tests"]["counts"]["passed"] >= 1
     parity = {row["backend"]: row for row in doc["parity"]["rows"]}
     assert parity["voxrender-triton"]["status"] in ("ok", "unavailable")
-    if "pytorch3d" in parity and parity["pytorch3d"]["status"] == "ok":
+    if parity["pytorch3d"]["status"] == "ok":
         assert parity["pytorch3d"]["max_abs_image_error"] < 1e-4
     by = {(r["backend"], r["component"]): r for r in doc["records"]}
-    base = by["baseline", "render_fwd"]
-    assert base["status"] == "ok" and base["physical_limit"]["times_bound"] > 0
-    assert by["voxrender-triton", "render_fwd"]["status"] in ("ok", "skipped")
+    # voxrender-reference, or voxrender itself where the renderers take no backend yet
+    ours = by["voxrender-reference", "fit_step"]
+    if ours["status"] != "ok":
+        assert "takes no backend argument" in ours["reason"]
+        ours = by["voxrender", "fit_step"]
+    assert ours["status"] == "ok" and ours["physical_limit"]["times_bound"] > 0
+    if by["pytorch3d", "fit_step"]["status"] == "ok":  # the targets row: ratios to PyTorch3D
+        (row,) = [r for r in doc["targets"] if r["backend"] == ours["backend"]]
+        assert row["speedup"] > 0 and row["meets"]["speedup"] in (True, False)
     assert doc["versions"]["triton_version"] is None or "." in doc["versions"]["triton_version"]
-    assert (
-        "## Tests" in md and "## Parity on the device" in md and "| render_fwd | baseline |" in md
-    )
+    assert "## Tests" in md and "## Parity on the device" in md and "| fit_step | " in md
+    assert "## Fit step (`tiny`) against the targets" in md
