@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,21 @@ from benchmarks.cases import (
     make_case,
     touched_voxel_count,
 )
+
+
+def _pytorch3d_modules() -> set[str]:
+    return {k for k in sys.modules if k == "pytorch3d" or k.startswith("pytorch3d.")}
+
+
+@pytest.fixture(autouse=True)
+def _no_pytorch3d_left_behind():
+    """The ``pytorch3d`` cases import PyTorch3D (``reference.oracle``) into this process: take
+    it out of ``sys.modules`` afterwards, as tests that need it absent (``voxrender.compat``)
+    expect."""
+    before = _pytorch3d_modules()
+    yield
+    for name in _pytorch3d_modules() - before:
+        del sys.modules[name]
 
 
 def _build(config, backend, component, dtype=torch.float32):
