@@ -58,6 +58,10 @@ def _build(config, backend, component, dtype=torch.float32):
 @pytest.mark.parametrize("component", COMPONENTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_case_runs_once(backend, component):
+    if "triton" in backend and component == "fit_step":
+        # On CPU tensors Triton runs in triton's interpreter: seconds per tiny fit step (its
+        # kernels are tested in tests/test_triton.py; render_fwd checks these cases' plumbing).
+        pytest.skip("Triton's interpreter is too slow for a fit step here")
     case = _build("tiny", backend, component)
     out = case()
     tensors = [out] if isinstance(out, torch.Tensor) else [getattr(out, "lengths", None), *out]
