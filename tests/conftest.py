@@ -27,7 +27,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 #   ``@pytest.mark.cpu_only("why")`` marker, else :data:`CPU_ONLY_REASONS` for its module, else
 #   :data:`CPU_ONLY_DEFAULT`.
 
-import helpers  # noqa: E402  (after the settings above; kept below them for easy merges)
+import re  # noqa: E402  (after the settings above; kept below them for easy merges)
+
+import helpers  # noqa: E402
 import pytest  # noqa: E402
 
 # Why the tests of a module run on the CPU only (first matching path fragment wins).
@@ -86,12 +88,22 @@ def _cpu_only_reason(item) -> str:
     return CPU_ONLY_DEFAULT
 
 
+def _needs_cuda(item) -> bool:
+    """Marked ``cuda``, or skipped without CUDA with a reason saying "needs/requires CUDA"."""
+    if item.get_closest_marker("cuda") is not None:
+        return True
+    return any(
+        re.search(r"\b(needs|requires) cuda\b", str(m.kwargs.get("reason", "")), re.IGNORECASE)
+        for m in item.iter_markers("skipif")
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     devices = helpers.DEVICES
     for item in items:
         params = getattr(item, "callspec", None)
         on_device = params is not None and "device" in params.params
-        if item.get_closest_marker("cuda") is not None:
+        if _needs_cuda(item):
             if "cuda" not in devices:
                 why = "CUDA is not available" if not helpers.cuda_available() else "not selected"
                 item.add_marker(pytest.mark.skip(reason=f"needs CUDA ({why}; --device cuda)"))
