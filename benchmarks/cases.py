@@ -28,6 +28,12 @@ Backends:
   step's forward and losses, the render, the component). Compiled and run twice when the case
   is built; a failure (e.g. no C++ compiler on the CPU) makes the case unavailable, with the
   error as the reason.
+- ``voxrender-reference``, ``voxrender-triton`` (and their ``-compiled`` forms): voxrender with
+  the renderer's backend forced (``VolumeRenderer(..., backend="reference" | "triton")``): the
+  plain-torch general path, or the fused Triton path. Only ``render_fwd`` and ``fit_step`` go
+  through a renderer; the other components are ``voxrender``'s. Unavailable, with the reason,
+  where the installed voxrender takes no ``backend`` or the backend is not eligible here (the
+  ``ValueError`` of the first call). ``voxrender`` itself is ``backend="auto"``.
 - ``baseline``: :mod:`benchmarks.baseline`, PyTorch3D's computation in plain torch, on
   voxrender's cameras and rays (so it has no ``raysampling`` case of its own).
 - ``baseline-concat``: the same with PyTorch3D 0.7's single ``grid_sample`` on the concatenated
@@ -59,15 +65,18 @@ __all__ = [
     "COMPONENTS",
     "CONFIGS",
     "DEFAULT_BACKENDS",
+    "FORCED_BACKENDS",
     "Case",
     "CaseUnavailable",
     "Config",
     "TutorialModel",
     "backend_unavailable_reason",
+    "backend_used",
     "bytes_lower_bound",
     "huber",
     "make_case",
     "make_cases",
+    "renderer_backend_support",
     "touched_voxel_count",
 ]
 
@@ -131,7 +140,24 @@ COMPONENTS = (
     "render_fwd",
     "fit_step",
 )
-BACKENDS = ("voxrender", "voxrender-compiled", "baseline", "baseline-concat", "pytorch3d")
+BACKENDS = (
+    "voxrender",
+    "voxrender-compiled",
+    "voxrender-reference",
+    "voxrender-reference-compiled",
+    "voxrender-triton",
+    "voxrender-triton-compiled",
+    "baseline",
+    "baseline-concat",
+    "pytorch3d",
+)
+# The voxrender backends that force the renderer's backend, and the name they force.
+FORCED_BACKENDS = {
+    "voxrender-reference": "reference",
+    "voxrender-reference-compiled": "reference",
+    "voxrender-triton": "triton",
+    "voxrender-triton-compiled": "triton",
+}
 DEFAULT_BACKENDS = ("voxrender", "voxrender-compiled", "baseline", "pytorch3d")
 
 # The tutorial's initial logits and learning rate.
@@ -209,9 +235,10 @@ def _ndc_raysampler(cls, config: Config):
     )
 
 
-def _voxrender_library() -> _Library:
+def _voxrender_library(render_backend: str | None = None) -> _Library:
     import voxrender as v
 
+    forced = {} if render_backend is None else {"backend": render_backend}
     return _Library(
         cameras=lambda R, T, device: v.FoVPerspectiveCameras(R=R, T=T, device=device),
         raysampler=lambda config: _ndc_raysampler(v.NDCMultinomialRaysampler, config),
@@ -219,9 +246,20 @@ def _voxrender_library() -> _Library:
         sample=lambda volumes, bundle: v.VolumeSampler(volumes)(bundle),
         raymarcher=v.EmissionAbsorptionRaymarcher,
         renderer=lambda rs: v.VolumeRenderer(
-            raysampler=rs, raymarcher=v.EmissionAbsorptionRaymarcher()
+            raysampler=rs, raymarcher=v.EmissionAbsorptionRaymarcher(), **forced
         ),
     )
+
+
+def renderer_backend_support() -> str | None:
+    """Why the installed voxrender's renderers cannot be told a backend, or None when they can."""
+    import inspect
+
+    import voxrender as v
+
+    if "backend" not in inspect.signature(v.VolumeRenderer.__init__).parameters:
+        return "unavailable: this voxrender's VolumeRenderer takes no backend argument"
+    return None
 
 
 def _baseline_library(variant: str) -> _Library:
@@ -239,8 +277,11 @@ def _baseline_library(variant: str) -> _Library:
 
 
 def _import_pytorch3d():
-    """PyTorch3D's renderer modules (via :mod:`reference.oracle`: installed, else the runnable
-    copy beside the project), or :class:`CaseUnavailable` saying why not."""
+    """PyTorch3D's renderer modules, or :class:`CaseUnavailable` saying why not.
+
+    PyTorch3D comes from :func:`reference.oracle.import_pytorch3d`: a real install, else the
+    runnable copy beside the project (``../shared/pytorch3d``, or ``VOXRENDER_PYTORCH3D_PATH``).
+    """
     from reference.oracle import import_pytorch3d
 
     module, reason = import_pytorch3d()
@@ -275,6 +316,8 @@ def backend_unavailable_reason(backend: str, device: torch.device | str = "cpu",
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         return "CUDA is not available"
+    if backend in FORCED_BACKENDS:
+        return renderer_backend_support()
     if backend == "pytorch3d":
         try:
             _import_pytorch3d()
@@ -288,6 +331,8 @@ def backend_unavailable_reason(backend: str, device: torch.device | str = "cpu",
 def _library(backend: str) -> _Library:
     if backend in ("voxrender", "voxrender-compiled"):
         return _voxrender_library()
+    if backend in FORCED_BACKENDS:
+        return _voxrender_library(FORCED_BACKENDS[backend])
     if backend == "baseline":
         return _baseline_library("split")
     if backend == "baseline-concat":
@@ -396,8 +441,12 @@ def _compile(fn: Callable, compile_backend: str) -> Callable:
 
 def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):
     """The body (un-synchronised callable) and inputs of one case."""
+    if backend in FORCED_BACKENDS and component not in ("render_fwd", "fit_step"):
+        raise CaseUnavailable(
+            f"{component} does not go through a renderer: the same code as 'voxrender'"
+        )
     lib = _library(backend)
-    compiled = backend == "voxrender-compiled"
+    compiled = backend.endswith("-compiled")
     gen = torch.Generator().manual_seed(0)
     R, T = _camera_poses(config, device, dtype)
     cameras = lib.cameras(R, T, device)
@@ -562,7 +611,15 @@ def make_case(
     compile_backend = compile_backend or os.environ.get(
         "VOXRENDER_BENCH_COMPILE_BACKEND", "inductor"
     )
-    body, inputs = _build(config, backend, component, device, dtype, compile_backend)
+    try:
+        body, inputs = _build(config, backend, component, device, dtype, compile_backend)
+    except ValueError as e:  # a forced backend that is not eligible here, said when built
+        if backend not in FORCED_BACKENDS:
+            raise
+        first = f"{e}".strip().splitlines()[0][:300]
+        raise CaseUnavailable(
+            f"unavailable: backend={FORCED_BACKENDS[backend]!r} is not eligible here: {first}"
+        ) from None
     sync = _sync_fn(device)
 
     def run():
@@ -571,7 +628,15 @@ def make_case(
         return out
 
     case = Case(config, backend, component, device, dtype, run, inputs)
-    if backend == "voxrender-compiled":
+    if backend in FORCED_BACKENDS and not backend.endswith("-compiled"):
+        try:  # forcing an ineligible backend raises ValueError (with the reason) on first use
+            case()
+        except ValueError as e:
+            first = f"{e}".strip().splitlines()[0][:300]
+            raise CaseUnavailable(
+                f"unavailable: backend={FORCED_BACKENDS[backend]!r} is not eligible here: {first}"
+            ) from None
+    if backend.endswith("-compiled"):
         try:  # compile now (and run once more) so that failures and compile time stay out of timing
             case()
             case()
@@ -579,6 +644,30 @@ def make_case(
             first = f"{type(e).__name__}: {e}".strip().splitlines()[0][:300]
             raise CaseUnavailable(f"torch.compile ({compile_backend}) failed: {first}") from None
     return case
+
+
+def backend_used(case: Case) -> dict[str, Any] | None:
+    """Which renderer backend the case's last call took, and why the others were not.
+
+    From ``renderer.last_backend`` (``voxrender.BackendChoice``: ``.name``, ``.reasons``) of the
+    case's renderer; None where there is no voxrender renderer or it does not say.
+    """
+    renderer = case.inputs.get("renderer")
+    if renderer is None and case.inputs.get("model") is not None:
+        renderer = getattr(case.inputs["model"], "renderer", None)
+    choice = getattr(renderer, "last_backend", None)
+    if choice is None:  # e.g. kept by the VolumeRenderer's inner ImplicitRenderer only
+        choice = getattr(getattr(renderer, "renderer", None), "last_backend", None)
+    if choice is None or not hasattr(choice, "name"):
+        return None
+    reasons = getattr(choice, "reasons", None)
+    if isinstance(reasons, dict):
+        reasons = {str(k): str(val) for k, val in reasons.items()}
+    elif isinstance(reasons, (list, tuple)):
+        reasons = [str(x) for x in reasons]
+    elif reasons is not None:
+        reasons = str(reasons)
+    return {"name": str(choice.name), "reasons": reasons}
 
 
 def make_cases(

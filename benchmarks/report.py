@@ -42,6 +42,7 @@ from .cases import (
     DEFAULT_BACKENDS,
     CaseUnavailable,
     backend_unavailable_reason,
+    backend_used,
     bytes_lower_bound,
     make_case,
     touched_voxel_count,
@@ -49,10 +50,13 @@ from .cases import (
 
 __all__ = [
     "HBM_BANDWIDTH",
+    "add_physical_limits",
     "environment",
     "hardware_slug",
     "main",
+    "make_record",
     "measure_case",
+    "memory_bandwidth",
     "peak_memory",
     "run_matrix",
     "summarize",
@@ -320,7 +324,14 @@ def measure_case(spec: dict[str, Any]) -> dict[str, Any]:
     stats = summarize(samples)
     stats.update(repeats=len(samples), calls_per_repeat=number, warmup=spec.get("warmup", 1))
     memory = peak_memory(case, device, before_build)
-    return {"status": "ok", "reason": None, "build_s": build_s, "time_s": stats, "memory": memory}
+    return {
+        "status": "ok",
+        "reason": None,
+        "build_s": build_s,
+        "time_s": stats,
+        "memory": memory,
+        "backend_used": backend_used(case),
+    }
 
 
 def _worker(spec_json: str) -> int:
@@ -387,9 +398,21 @@ def measured_copy_bandwidth(device: torch.device, nbytes: int = 1 << 30) -> floa
     return 2 * n * 4 / best
 
 
-def memory_bandwidth(device: torch.device) -> dict[str, Any]:
-    """The DRAM bandwidth to bound against: the data-sheet figure when known, else measured."""
+def memory_bandwidth(device: torch.device, given: float | None = None) -> dict[str, Any] | None:
+    """The DRAM bandwidth to bound against, bytes/s.
+
+    ``given`` (``--bandwidth``, TB/s * 1e12) wins; else on CUDA the data-sheet figure for the
+    GPU's name (:data:`HBM_BANDWIDTH`), else a measured device-to-device copy. On the CPU there
+    is none unless given (a rehearsal of the GPU report's arithmetic).
+    """
+    if device.type != "cuda":
+        if given is None:
+            return None
+        return {"bytes_per_s": given, "source": "given (--bandwidth)", "measured_copy": None}
     name = torch.cuda.get_device_name(device)
+    if given is not None:
+        measured = measured_copy_bandwidth(device)
+        return {"bytes_per_s": given, "source": "given (--bandwidth)", "measured_copy": measured}
     measured = measured_copy_bandwidth(device)
     for pattern, bandwidth, source in HBM_BANDWIDTH:
         if re.search(pattern, name):
@@ -432,12 +455,70 @@ def _add_ratios(records: list[dict]) -> None:
         record["memory_working_vs_reference"] = ratio
 
 
+def make_record(spec: dict[str, Any], result: dict[str, Any], code: dict) -> dict[str, Any]:
+    """One JSON record from a case's ``spec`` and :func:`measure_case`'s ``result``."""
+    config, component = spec["config"], spec["component"]
+    cfg = CONFIGS[config]
+    record: dict[str, Any] = {
+        "config": config,
+        "config_description": cfg.describe(),
+        "component": component,
+        "backend": spec["backend"],
+        "device": torch.device(spec["device"]).type,
+        "dtype": spec["dtype"],
+        "status": result["status"],
+        "reason": result.get("reason"),
+        "n_rays": cfg.n_rays,
+        "n_samples": 0 if component == "raysampling" else cfg.n_samples,
+        "time_s": result.get("time_s"),
+        "build_s": result.get("build_s"),
+        "memory": result.get("memory"),
+        "backend_used": result.get("backend_used"),
+        "measured_code": code,
+    }
+    record["steps_per_s"] = record["rays_per_s"] = record["samples_per_s"] = None
+    if record["status"] == "ok":
+        median = record["time_s"]["median"]
+        record["steps_per_s"] = 1.0 / median
+        record["rays_per_s"] = record["n_rays"] / median
+        record["samples_per_s"] = record["n_samples"] / median
+    return record
+
+
+def add_physical_limits(records: list[dict], bandwidth: dict | None, device: torch.device) -> None:
+    """Set each record's ``physical_limit``: the bytes-moved lower bound / ``bandwidth``.
+
+    None where there is no bandwidth (the CPU, unless ``--bandwidth`` was given) or the case
+    did not run. ``times_bound`` is median / bound (the targets say "within 3x of the bound").
+    """
+    touched: dict[tuple[str, str], int] = {}
+    for record in records:
+        record["physical_limit"] = None
+        if bandwidth is None or record["status"] != "ok":
+            continue
+        config, dtype = record["config"], DTYPES[record["dtype"]]
+        if (config, record["dtype"]) not in touched:
+            touched[config, record["dtype"]] = touched_voxel_count(config, device, dtype)
+        voxels = touched[config, record["dtype"]]
+        terms = bytes_lower_bound(config, record["component"], dtype, voxels)
+        bound_s = terms["total"] / bandwidth["bytes_per_s"]
+        record["physical_limit"] = {
+            "bytes_lower_bound": terms,
+            "touched_voxels": voxels,
+            "bandwidth_bytes_per_s": bandwidth["bytes_per_s"],
+            "bandwidth_source": bandwidth["source"],
+            "time_lower_bound_s": bound_s,
+            "achieved_fraction": bound_s / record["time_s"]["median"],
+            "times_bound": record["time_s"]["median"] / bound_s,
+        }
+
+
 def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (config, component, backend) and return the JSON document."""
     device = torch.device(args.device)
     env = environment(device)
     isolate = args.isolate == "yes" or (args.isolate == "auto" and device.type == "cpu")
-    bandwidth = memory_bandwidth(device) if device.type == "cuda" else None
+    bandwidth = memory_bandwidth(device, getattr(args, "bandwidth", None))
     records: list[dict[str, Any]] = []
     jobs = [(c, comp, b) for c in args.configs for comp in args.components for b in args.backends]
     for i, (config, component, backend) in enumerate(jobs, 1):
@@ -464,29 +545,7 @@ def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
             result = _run_isolated(spec, args.case_timeout)
         else:
             result = _run_in_process(spec)
-        cfg = CONFIGS[config]
-        record: dict[str, Any] = {
-            "config": config,
-            "config_description": cfg.describe(),
-            "component": component,
-            "backend": backend,
-            "device": device.type,
-            "dtype": args.dtype,
-            "status": result["status"],
-            "reason": result.get("reason"),
-            "n_rays": cfg.n_rays,
-            "n_samples": 0 if component == "raysampling" else cfg.n_samples,
-            "time_s": result.get("time_s"),
-            "build_s": result.get("build_s"),
-            "memory": result.get("memory"),
-            "measured_code": code,
-        }
-        record["steps_per_s"] = record["rays_per_s"] = record["samples_per_s"] = None
-        if record["status"] == "ok":
-            median = record["time_s"]["median"]
-            record["steps_per_s"] = 1.0 / median
-            record["rays_per_s"] = record["n_rays"] / median
-            record["samples_per_s"] = record["n_samples"] / median
+        record = make_record(spec, result, code)
         records.append(record)
         shown = (
             f"{record['time_s']['median'] * 1e3:.3g} ms"
@@ -500,24 +559,7 @@ def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     _add_ratios(records)
-    touched: dict[str, int] = {}
-    for record in records:
-        record["physical_limit"] = None
-        if bandwidth is None or record["status"] != "ok":
-            continue
-        config = record["config"]
-        if config not in touched:
-            touched[config] = touched_voxel_count(config, device, DTYPES[args.dtype])
-        terms = bytes_lower_bound(config, record["component"], DTYPES[args.dtype], touched[config])
-        bound_s = terms["total"] / bandwidth["bytes_per_s"]
-        record["physical_limit"] = {
-            "bytes_lower_bound": terms,
-            "touched_voxels": touched[config],
-            "bandwidth_bytes_per_s": bandwidth["bytes_per_s"],
-            "bandwidth_source": bandwidth["source"],
-            "time_lower_bound_s": bound_s,
-            "achieved_fraction": bound_s / record["time_s"]["median"],
-        }
+    add_physical_limits(records, bandwidth, device)
     codes = {(r["measured_code"]["git_commit"], r["measured_code"]["source_hash"]) for r in records}
     env["code_changed_during_run"] = len(codes) > 1
     for record in records:
@@ -575,9 +617,11 @@ def to_markdown(doc: dict[str, Any]) -> str:
     ]
     if doc.get("bandwidth"):
         bw = doc["bandwidth"]
+        copy = bw.get("measured_copy")
+        copy = f"{copy / 1e12:.3g} TB/s" if copy else "not measured"
         lines.append(
             f"- physical limit: bytes-moved lower bound / {bw['bytes_per_s'] / 1e12:.3g} TB/s "
-            f"({bw['source']}; measured copy {bw['measured_copy'] / 1e12:.3g} TB/s)"
+            f"({bw['source']}; measured copy {copy})"
         )
     if env.get("code_changed_during_run"):
         lines.append(
@@ -665,6 +709,16 @@ def _csv(value: str, choices, name: str) -> list[str]:
     return items
 
 
+def _terabytes_per_s(value: str) -> float:
+    try:
+        tbps = float(value)
+    except ValueError:
+        tbps = math.nan
+    if not (tbps > 0 and math.isfinite(tbps)):
+        raise argparse.ArgumentTypeError(f"--bandwidth: expected TB/s > 0, got {value!r}")
+    return tbps * 1e12
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.report", description=__doc__.split("\n")[0]
@@ -709,6 +763,13 @@ def _parser() -> argparse.ArgumentParser:
         help="torch.set_num_threads for the cases (default: torch's)",
     )
     p.add_argument("--case-timeout", type=float, default=3600.0, help="seconds per isolated case")
+    p.add_argument(
+        "--bandwidth",
+        type=_terabytes_per_s,
+        default=None,
+        help="DRAM bandwidth for the physical limit, TB/s (default: the GPU's data sheet, "
+        "else a measured copy; on the CPU, none unless given)",
+    )
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return p
 

@@ -6,9 +6,11 @@ Fixture format: ``tests/fixtures/pytorch3d/README.md``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pytorch3d"
@@ -22,7 +24,46 @@ TOLERANCES = {
     torch.bfloat16: {"out": (1e-2, 5e-2), "grad": (1e-2, 5e-2)},
 }
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICE_ENV = "VOXRENDER_TEST_DEVICE"
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
+    return torch.cuda.is_available()
+
+
+def selected_devices(value: str | None = None) -> list[str]:
+    """The devices the suite runs on: ``"auto"`` (the CPU, plus CUDA when available), ``"cpu"``,
+    ``"cuda"`` or a comma list; ``None`` reads ``VOXRENDER_TEST_DEVICE`` (default ``auto``).
+
+    Raises:
+        ValueError: an unknown device, or CUDA asked for where it is not available.
+    """
+    value = (value if value is not None else os.environ.get(DEVICE_ENV, "")).strip() or "auto"
+    if value == "auto":
+        return ["cpu"] + (["cuda"] if cuda_available() else [])
+    devices = list(dict.fromkeys(d.strip() for d in value.split(",") if d.strip()))
+    bad = [d for d in devices if d not in ("cpu", "cuda")]
+    if bad or not devices:
+        raise ValueError(
+            f"--device / {DEVICE_ENV}: expected auto, cpu, cuda or a comma list of cpu and "
+            f"cuda, got {value!r}"
+        )
+    if "cuda" in devices and not cuda_available():
+        raise ValueError(
+            f"--device / {DEVICE_ENV}: cuda was asked for, but CUDA is not available "
+            f"(torch {torch.__version__})"
+        )
+    return devices
+
+
+# Devices of the device-parametrized tests; tests/conftest.py sets it from --device (in place).
+try:
+    DEVICES = selected_devices()
+except ValueError:  # reported by tests/conftest.py as a usage error
+    DEVICES = selected_devices("auto")
+# Marks a test that needs CUDA: tests/conftest.py skips it unless CUDA is selected and present.
+needs_cuda = pytest.mark.cuda
 DTYPES = [torch.float32, torch.float64]
 
 

@@ -28,7 +28,7 @@ from voxrender.cameras import (
     get_screen_to_ndc_transform,
 )
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+needs_cuda = pytest.mark.cuda  # run when CUDA is selected and present (conftest.py)
 
 
 def _cameras(n=3, dtype=torch.float32, device="cpu", seed=0, **kwargs) -> FoVPerspectiveCameras:

@@ -209,6 +209,7 @@ def test_clone_to_cpu():
     assert_close(d.inverse().get_matrix(), t.inverse().get_matrix().double())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_round_trip():
     t = Translate(torch.randn(2, 3)).compose(Rotate(_rotations(2)))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from voxrender import Volumes
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+needs_cuda = pytest.mark.cuda  # run when CUDA is selected and present (conftest.py)
 
 
 def _vol(batch=2, size=(4, 5, 6), channels=1, features=3, dtype=torch.float32, device="cpu", **kw):
