@@ -76,6 +76,7 @@ _POINTS_PER_CHUNK = 1 << 16
 # pass, a gradient table the size of the volume; the tables beyond the first take at most
 # _EXTRA_GRAD_BYTES (fewer workers for big volumes).
 _MAX_WORKERS = 8
+_MIN_CHUNK_POINTS = 1 << 13  # a split below this costs more per-op overhead than it spreads
 _EXTRA_GRAD_BYTES = 512 << 20
 
 _pool_lock = threading.Lock()
@@ -320,17 +321,14 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _run_workers(plan: _Plan, n_rays: int, job) -> None:
-    """Run ``job(worker, start, stop)`` over every chunk of rays, on ``plan.workers`` threads.
+def _run_workers(plan: _Plan, chunks: list, job) -> None:
+    """Run ``job(worker, chunk)`` over every chunk, on ``plan.workers`` threads (round robin).
 
     Every chunk runs without autograd recording (the backward enables it where it needs it)
     and in the caller's inference mode. With several workers, each sets its own thread to one
     intra-op thread, so the workers do not oversubscribe the cores; the caller's setting is
     restored afterwards.
     """
-    chunks = [
-        (s, min(s + plan.rays_per_chunk, n_rays)) for s in range(0, n_rays, plan.rays_per_chunk)
-    ]
     workers = min(plan.workers, len(chunks))
     inference = torch.is_inference_mode_enabled()
 
@@ -338,8 +336,8 @@ def _run_workers(plan: _Plan, n_rays: int, job) -> None:
         if threaded:
             torch.set_num_threads(1)
         with torch.inference_mode(inference), torch.no_grad():
-            for start, stop in chunks[worker::workers]:
-                job(worker, start, stop)
+            for chunk in chunks[worker::workers]:
+                job(worker, chunk)
 
     if workers <= 1:
         task(0, False)
@@ -352,11 +350,6 @@ def _run_workers(plan: _Plan, n_rays: int, job) -> None:
             future.result()  # re-raises the first failure
     finally:
         torch.set_num_threads(saved)
-
-
-def workers_for(n_rays: int, plan: _Plan) -> int:
-    """Workspaces a call needs: one per worker that gets a chunk."""
-    return max(1, min(plan.workers, -(-n_rays // plan.rays_per_chunk)))
 
 
 def _sparse_products_work(dtype: torch.dtype, index_dtype: torch.dtype) -> bool:
@@ -399,28 +392,157 @@ def _index_dtype(table: torch.Tensor) -> torch.dtype:
     return torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
 
 
-def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
-    """Images ``(R, C_out)`` and, if ``keep``, the samples ``(R * P, C)`` (else ``(0, C)``)."""
+@dataclass(frozen=True)
+class _Schedule:
+    """Which samples of which rays one call computes, in chunks (see :func:`_schedule`).
+
+    ``chunks`` holds ``(start, stop, width, row)``: rays ``start:stop`` of the schedule's order,
+    samples ``width`` per ray from each ray's ``starts``, the chunk's first row in the kept
+    samples. Rays of the order from ``chunks[-1].stop`` on have no sample inside the volume.
+    """
+
+    order: torch.Tensor | None  # (R,) ray of each position, or None: rays in their own order
+    starts: torch.Tensor | None  # (R,) first sample of each ray's window, in order
+    chunks: list[tuple[int, int, int, int]]
+    points: int  # the most samples of one chunk
+
+    def rays(self, x: torch.Tensor, start: int, stop: int, dim: int = 0) -> torch.Tensor:
+        """Rows ``start:stop`` of the order, of ``x`` indexed by ray along ``dim``."""
+        if self.order is None:
+            return x.narrow(dim, start, stop - start)
+        return x.index_select(dim, self.order[start:stop])
+
+    def lengths(self, lengths: torch.Tensor, start: int, stop: int, width: int) -> torch.Tensor:
+        """The chunk's ``(n, width)`` sample depths (each ray's window)."""
+        if self.order is None:
+            return lengths[start:stop]
+        rays = self.order[start:stop, None]  # (n, 1)
+        first = self.starts[start:stop].clamp(max=lengths.shape[1] - width)[:, None]  # (n, 1)
+        return lengths[rays, first + torch.arange(width)]  # (n, width)
+
+
+def _monotone(lengths: torch.Tensor) -> bool:
+    """Whether every ray's depths ``(R, P)`` never decrease (NaN: no)."""
+    rows = lengths[:1] if lengths.stride(0) == 0 else lengths  # one row when shared
+    return bool((rows[:, 1:] >= rows[:, :-1]).all())
+
+
+def _box_interval(a: torch.Tensor, b: torch.Tensor, plan: _Plan, reach: torch.Tensor):
+    """Depths ``(t_near, t_far)`` ``(R,)`` (float64) bounding where each ray may read a voxel.
+
+    A point reads a voxel only where ``0 < u < S + 1`` on every axis (margined units); the box
+    is widened by ``2^-10 (1 + |a| + |b| reach)``, far beyond the rounding of ``a + t b`` in any
+    float dtype for ``|t| <= reach``, so a depth outside the interval surely reads only zeros.
+    Rays that never enter (and NaN rays) get an empty interval (``t_near > t_far`` or NaN).
+    """
+    a, b = a.double(), b.double()  # (3, R)
+    upper = torch.tensor([n + 1.0 for n in plan.grid[::-1]], dtype=torch.float64)[:, None]
+    slack = (1.0 + a.abs() + b.abs() * reach) * 2.0**-10  # (3, R)
+    slack = slack.nan_to_num_(nan=float("inf"))  # 0 * inf: infinite depths, no bound
+    low, high = -slack, upper + slack
+    flat = b == 0  # parallel to the slab: inside it for every t, or never
+    step = torch.where(flat, 1.0, b)
+    t0, t1 = (low - a) / step, (high - a) / step  # (3, R)
+    inside = (a > low) & (a < high)
+    inf = torch.tensor(float("inf"), dtype=torch.float64)
+    near = torch.where(flat, torch.where(inside, -inf, inf), torch.minimum(t0, t1))
+    far = torch.where(flat, torch.where(inside, inf, -inf), torch.maximum(t0, t1))
+    return near.amax(0), far.amin(0)
+
+
+def _chunk_points(plan: _Plan, n_pts: int, total: int) -> int:
+    """Samples per chunk: cache-sized, and small enough that a call of ``total`` samples makes
+    ``_MAX_WORKERS`` chunks (so that every worker gets some) unless they would fall under
+    ``_MIN_CHUNK_POINTS``. Independent of the thread count, so that the backward pass of a
+    call finds the forward's chunks (and kept samples) even if the threads changed between.
+    """
+    spread = max(-(-total // _MAX_WORKERS), _MIN_CHUNK_POINTS)
+    return max(1, min(plan.rays_per_chunk * n_pts, spread))
+
+
+def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
+    """The chunks of one call, skipping the samples that cannot read the volume.
+
+    A sample outside the volume's box (beyond the zero margin) reads zeros: density 0 lets all
+    light through (``1 - 0 = 1``, multiplied in exactly) and weighs 0, so it changes no image and
+    its gradient reaches only margin rows, which are dropped. Where the depths of every ray
+    never decrease, the samples that can read the volume are one run per ray, found from the
+    ray's entry and exit depths (:func:`_box_interval`) by binary search; each chunk then takes a
+    window of ``width`` samples per ray (its widest run; a window may hold a few zero samples
+    more, which change nothing either), the rays sorted by run length so that chunks waste
+    little. This is exact only where ``(1 + eps) - 0 == 1`` (``eps_vanishes``; absorption-only
+    has no eps) and the window keeps each sample's position behind the ray's start (the
+    ``surface_thickness`` lag counts positions): zeros in front change no product.
+    Otherwise (non-monotone or NaN depths, or eps that matters) every sample is computed.
+    """
     n_rays, n_pts = lengths.shape
-    out = table.new_empty(n_rays, plan.channels if plan.emission else 1)
+    if not ((plan.eps_vanishes or not plan.emission) and _monotone(lengths)):
+        per_chunk = max(1, _chunk_points(plan, n_pts, n_rays * n_pts) // n_pts)  # rays
+        chunks = [
+            (s, min(s + per_chunk, n_rays), n_pts, s * n_pts) for s in range(0, n_rays, per_chunk)
+        ]
+        return _Schedule(None, None, chunks, min(per_chunk, n_rays) * n_pts)
+    shared = lengths.stride(0) == 0
+    rows = lengths[:1] if shared else lengths  # (R or 1, P)
+    reach = rows.abs().amax().double()
+    near, far = _box_interval(a, b, plan, reach)  # (R,) each
+    inf = torch.tensor(float("inf"), dtype=lengths.dtype)
+    # rounded outwards into the depths' dtype, so that the search never cuts a sample off
+    near = torch.nextafter(near.to(lengths.dtype), -inf)
+    far = torch.nextafter(far.to(lengths.dtype), inf)
+    if shared:
+        first = torch.searchsorted(rows[0], near)  # (R,)
+        stop = torch.searchsorted(rows[0], far, right=True)
+    else:
+        first = torch.searchsorted(rows, near[:, None]).view(-1)
+        stop = torch.searchsorted(rows, far[:, None], right=True).view(-1)
+    hit = near <= far  # False for NaN rays
+    width = torch.where(hit, stop - first, 0).clamp_(min=0)  # (R,)
+    widths, order = torch.sort(width, descending=True, stable=True)
+    n_hit = int((width > 0).sum())
+    budget = _chunk_points(plan, n_pts, int(widths[:n_hit].sum()))
+    chunks, start, row, points = [], 0, 0, 0
+    while start < n_hit:
+        w = int(widths[start])
+        stop_ = min(start + max(1, budget // w), n_hit)
+        chunks.append((start, stop_, w, row))
+        row += (stop_ - start) * w
+        points = max(points, (stop_ - start) * w)
+        start = stop_
+    return _Schedule(order, first[order], chunks, points)
+
+
+def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
+    """Images ``(R, C_out)`` and, if ``keep``, the samples ``(R * P, C)`` (else ``(0, C)``).
+
+    Of the kept samples only the first rows are written (the schedule's windows, in its order):
+    the pages of the rest are never touched.
+    """
+    n_rays, n_pts = lengths.shape
+    n_out = plan.channels if plan.emission else 1
     index_dtype = _index_dtype(table)
     if base is not None:
         base = base.to(index_dtype)
     kept = table.new_empty(n_rays * n_pts if keep else 0, plan.channels)  # (R * P, C)
-    points = min(plan.rays_per_chunk, n_rays) * n_pts
-    spaces = [
-        _Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers_for(n_rays, plan))
-    ]
+    sched = _schedule(a, b, lengths, plan)
+    n_done = sched.chunks[-1][1] if sched.chunks else 0
+    out = table.new_empty(n_done, n_out)  # (rays computed, C_out), in the schedule's order
+    workers = max(1, min(plan.workers, len(sched.chunks)))
+    spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
 
-    def job(worker, s, e):
+    def job(worker, chunk):
+        s, e, width, row = chunk
         _forward_chunk(
-            spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
-            None if base is None else base[s:e], out[s:e],
-            kept[s * n_pts : e * n_pts] if keep else None,
+            spaces[worker], plan, table, sched.rays(a, s, e, 1), sched.rays(b, s, e, 1),
+            sched.lengths(lengths, s, e, width), None if base is None else sched.rays(base, s, e),
+            out[s:e], kept[row : row + (e - s) * width] if keep else None,
         )  # fmt: skip
 
-    _run_workers(plan, n_rays, job)
-    return out, kept
+    _run_workers(replace(plan, workers=workers), sched.chunks, job)
+    if sched.order is None:
+        return out, kept
+    images = table.new_zeros(n_rays, n_out)  # rays that miss the volume: zeros
+    return images.index_copy_(0, sched.order[:n_done], out), kept
 
 
 def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
@@ -428,26 +550,27 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
     grad_out = grad_out.contiguous()
     n_rays, n_pts = lengths.shape
     has_kept = kept.shape[0] == n_rays * n_pts and n_rays * n_pts > 0
-    points = min(plan.rays_per_chunk, n_rays) * n_pts
     index_dtype = _index_dtype(table)
     if base is not None:
         base = base.to(index_dtype)
+    sched = _schedule(a, b, lengths, plan)  # the forward's, computed again
     # one gradient table per worker: the extra ones may take _EXTRA_GRAD_BYTES at most
     table_bytes = table.numel() * table.element_size()
     spare = 1 + _EXTRA_GRAD_BYTES // max(table_bytes, 1)
-    plan = replace(plan, workers=max(1, min(plan.workers, spare)))
-    workers = workers_for(n_rays, plan)
-    spaces = [_Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers)]
+    workers = max(1, min(plan.workers, spare, len(sched.chunks)))
+    spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
     grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
 
-    def job(worker, s, e):
+    def job(worker, chunk):
+        s, e, width, row = chunk
         _backward_chunk(
-            spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
-            None if base is None else base[s:e], grad_out[s:e], grads[worker],
-            kept[s * n_pts : e * n_pts] if has_kept else None,
+            spaces[worker], plan, table, sched.rays(a, s, e, 1), sched.rays(b, s, e, 1),
+            sched.lengths(lengths, s, e, width), None if base is None else sched.rays(base, s, e),
+            sched.rays(grad_out, s, e), grads[worker],
+            kept[row : row + (e - s) * width] if has_kept else None,
         )  # fmt: skip
 
-    _run_workers(plan, n_rays, job)
+    _run_workers(replace(plan, workers=workers), sched.chunks, job)
     grad_table = grads[0]
     for extra in grads[1:]:
         grad_table += extra
