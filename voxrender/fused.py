@@ -396,29 +396,22 @@ def _index_dtype(table: torch.Tensor) -> torch.dtype:
 class _Schedule:
     """Which samples of which rays one call computes, in chunks (see :func:`_schedule`).
 
-    ``chunks`` holds ``(start, stop, width, row)``: rays ``start:stop`` of the schedule's order,
-    samples ``width`` per ray from each ray's ``starts``, the chunk's first row in the kept
-    samples. Rays of the order from ``chunks[-1].stop`` on have no sample inside the volume.
+    ``chunks`` holds ``(start, stop, width)``: rays ``start:stop`` (in their own order, which
+    keeps neighbouring rays, and so neighbouring voxels, together), ``width`` samples per ray
+    from each ray's window start. Rays in no chunk have no sample inside the volume. A chunk's
+    kept samples are rows ``start * P`` on of the kept buffer.
     """
 
-    order: torch.Tensor | None  # (R,) ray of each position, or None: rays in their own order
-    starts: torch.Tensor | None  # (R,) first sample of each ray's window, in order
-    chunks: list[tuple[int, int, int, int]]
+    starts: torch.Tensor | None  # (R,) first sample of each ray's window; None: all samples
+    chunks: list[tuple[int, int, int]]
     points: int  # the most samples of one chunk
-
-    def rays(self, x: torch.Tensor, start: int, stop: int, dim: int = 0) -> torch.Tensor:
-        """Rows ``start:stop`` of the order, of ``x`` indexed by ray along ``dim``."""
-        if self.order is None:
-            return x.narrow(dim, start, stop - start)
-        return x.index_select(dim, self.order[start:stop])
 
     def lengths(self, lengths: torch.Tensor, start: int, stop: int, width: int) -> torch.Tensor:
         """The chunk's ``(n, width)`` sample depths (each ray's window)."""
-        if self.order is None:
+        if self.starts is None:
             return lengths[start:stop]
-        rays = self.order[start:stop, None]  # (n, 1)
         first = self.starts[start:stop].clamp(max=lengths.shape[1] - width)[:, None]  # (n, 1)
-        return lengths[rays, first + torch.arange(width)]  # (n, width)
+        return lengths[torch.arange(start, stop)[:, None], first + torch.arange(width)]
 
 
 def _monotone(lengths: torch.Tensor) -> bool:
@@ -469,8 +462,9 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
     never decrease, the samples that can read the volume are one run per ray, found from the
     ray's entry and exit depths (:func:`_box_interval`) by binary search; each chunk then takes a
     window of ``width`` samples per ray (its widest run; a window may hold a few zero samples
-    more, which change nothing either), the rays sorted by run length so that chunks waste
-    little. This is exact only where ``(1 + eps) - 0 == 1`` (``eps_vanishes``; absorption-only
+    more, which change nothing either). The rays stay in their own order: neighbouring rays
+    read neighbouring voxels, and sorting them by run length (fewer samples) measured slower.
+    This is exact only where ``(1 + eps) - 0 == 1`` (``eps_vanishes``; absorption-only
     has no eps) and the window keeps each sample's position behind the ray's start (the
     ``surface_thickness`` lag counts positions): zeros in front change no product.
     Otherwise (non-monotone or NaN depths, or eps that matters) every sample is computed.
@@ -478,10 +472,8 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
     n_rays, n_pts = lengths.shape
     if not ((plan.eps_vanishes or not plan.emission) and _monotone(lengths)):
         per_chunk = max(1, _chunk_points(plan, n_pts, n_rays * n_pts) // n_pts)  # rays
-        chunks = [
-            (s, min(s + per_chunk, n_rays), n_pts, s * n_pts) for s in range(0, n_rays, per_chunk)
-        ]
-        return _Schedule(None, None, chunks, min(per_chunk, n_rays) * n_pts)
+        chunks = [(s, min(s + per_chunk, n_rays), n_pts) for s in range(0, n_rays, per_chunk)]
+        return _Schedule(None, chunks, min(per_chunk, n_rays) * n_pts)
     shared = lengths.stride(0) == 0
     rows = lengths[:1] if shared else lengths  # (R or 1, P)
     reach = rows.abs().amax().double()
@@ -498,25 +490,28 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
         stop = torch.searchsorted(rows, far[:, None], right=True).view(-1)
     hit = near <= far  # False for NaN rays
     width = torch.where(hit, stop - first, 0).clamp_(min=0)  # (R,)
-    widths, order = torch.sort(width, descending=True, stable=True)
-    n_hit = int((width > 0).sum())
-    budget = _chunk_points(plan, n_pts, int(widths[:n_hit].sum()))
-    chunks, start, row, points = [], 0, 0, 0
-    while start < n_hit:
-        w = int(widths[start])
-        stop_ = min(start + max(1, budget // w), n_hit)
-        chunks.append((start, stop_, w, row))
-        row += (stop_ - start) * w
-        points = max(points, (stop_ - start) * w)
+    per_chunk = max(1, _chunk_points(plan, n_pts, int(width.sum())) // n_pts)  # rays
+    budget = per_chunk * n_pts
+    chunks, start, points = [], 0, 0
+    while start < n_rays:  # a chunk's rays share its widest window
+        stop_ = min(start + per_chunk, n_rays)
+        w = int(width[start:stop_].max())
+        if w > 0:  # else every ray of the chunk misses: zeros
+            more = min(start + budget // w, n_rays)  # narrow windows: more rays per chunk
+            w_more = int(width[start:more].max())
+            if (more - start) * w_more <= 2 * budget:
+                stop_, w = more, w_more
+            chunks.append((start, stop_, w))
+            points = max(points, (stop_ - start) * w)
         start = stop_
-    return _Schedule(order, first[order], chunks, points)
+    return _Schedule(first, chunks, points)
 
 
 def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
     """Images ``(R, C_out)`` and, if ``keep``, the samples ``(R * P, C)`` (else ``(0, C)``).
 
-    Of the kept samples only the first rows are written (the schedule's windows, in its order):
-    the pages of the rest are never touched.
+    Of the kept samples only the windows' rows are written: the pages of the rest (samples
+    outside the volume) are never touched, so they take no memory.
     """
     n_rays, n_pts = lengths.shape
     n_out = plan.channels if plan.emission else 1
@@ -525,24 +520,20 @@ def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
         base = base.to(index_dtype)
     kept = table.new_empty(n_rays * n_pts if keep else 0, plan.channels)  # (R * P, C)
     sched = _schedule(a, b, lengths, plan)
-    n_done = sched.chunks[-1][1] if sched.chunks else 0
-    out = table.new_empty(n_done, n_out)  # (rays computed, C_out), in the schedule's order
+    out = table.new_zeros(n_rays, n_out)  # rays in no chunk miss the volume: zeros
     workers = max(1, min(plan.workers, len(sched.chunks)))
     spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
 
     def job(worker, chunk):
-        s, e, width, row = chunk
+        s, e, width = chunk
         _forward_chunk(
-            spaces[worker], plan, table, sched.rays(a, s, e, 1), sched.rays(b, s, e, 1),
-            sched.lengths(lengths, s, e, width), None if base is None else sched.rays(base, s, e),
-            out[s:e], kept[row : row + (e - s) * width] if keep else None,
+            spaces[worker], plan, table, a[:, s:e], b[:, s:e], sched.lengths(lengths, s, e, width),
+            None if base is None else base[s:e], out[s:e],
+            kept[s * n_pts : s * n_pts + (e - s) * width] if keep else None,
         )  # fmt: skip
 
     _run_workers(replace(plan, workers=workers), sched.chunks, job)
-    if sched.order is None:
-        return out, kept
-    images = table.new_zeros(n_rays, n_out)  # rays that miss the volume: zeros
-    return images.index_copy_(0, sched.order[:n_done], out), kept
+    return out, kept
 
 
 def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
@@ -562,12 +553,11 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
     grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
 
     def job(worker, chunk):
-        s, e, width, row = chunk
+        s, e, width = chunk
         _backward_chunk(
-            spaces[worker], plan, table, sched.rays(a, s, e, 1), sched.rays(b, s, e, 1),
-            sched.lengths(lengths, s, e, width), None if base is None else sched.rays(base, s, e),
-            sched.rays(grad_out, s, e), grads[worker],
-            kept[row : row + (e - s) * width] if has_kept else None,
+            spaces[worker], plan, table, a[:, s:e], b[:, s:e], sched.lengths(lengths, s, e, width),
+            None if base is None else base[s:e], grad_out[s:e], grads[worker],
+            kept[s * n_pts : s * n_pts + (e - s) * width] if has_kept else None,
         )  # fmt: skip
 
     _run_workers(replace(plan, workers=workers), sched.chunks, job)
