@@ -28,6 +28,10 @@ How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
 4. The raymarcher's own kernel (:func:`voxrender.raymarching.emission_absorption`, the one
    implementation of the model) composites the chunk.
 
+Only the samples that can read the volume are computed: per ray, the window of samples between
+its entry into and exit from the volume's box (beyond the zero margin every sample reads zeros,
+changes no image and gets no gradient); see :func:`_schedule` for when this applies (it is exact).
+
 Backward, per chunk: steps 1-2 again (and 3 unless the samples were kept), the samples'
 gradient ``G (m, C)`` (the written-out
 :func:`voxrender.raymarching._emission_absorption_backward`, or autograd through step 4), then
