@@ -121,6 +121,12 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
                 else f"{result['status']}: {result.get('reason')}"
             )
             print(f"[{row}] {backend}: {shown}", file=sys.stderr, flush=True)
+    _add_ratios(records)
+    return {"kind": "cpu-fit-step-sweep", "env": env, "records": records}
+
+
+def _add_ratios(records: list[dict[str, Any]]) -> None:
+    """Each record's speed-up and memory ratio against PyTorch3D's record of the same row."""
     for record in records:
         ref = next(
             (
@@ -138,7 +144,6 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
         record["memory_vs_pytorch3d"] = (
             record["memory"]["peak_working_bytes"] / ref_mem if ok and ref_mem else None
         )
-    return {"kind": "cpu-fit-step-sweep", "env": env, "records": records}
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
