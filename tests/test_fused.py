@@ -219,6 +219,105 @@ def test_rays_missing_the_volume_and_nan_rays(calls):
     assert_close(got, want)
 
 
+def _box_rays(vols, grid, align_corners, dtype):
+    """Rays (in the volumes' local ``[-1, 1]`` frame, mapped to the world) that probe the box.
+
+    Returns ``origins (1, R, 3)``, ``directions (1, R, 3)`` in world coordinates.
+    """
+    # local coordinate of the readable box's faces along x, y (beyond them a point reads zeros)
+    ex, ey = (1 + (2 / (n - 1) if align_corners else 1 / n) for n in grid[::-1][:2])
+    nan = float("nan")
+    rays = [
+        ((3.0, 3.0, 3.0), (1.0, 0.2, 0.1)),  # misses the box entirely
+        ((-3.0, 0.1, 0.2), (-1.0, 0.0, 0.0)),  # points away from it
+        ((0.1, -0.2, 0.3), (0.3, 0.5, -0.2)),  # starts inside
+        ((0.0, 0.0, 0.0), (1e-3, 0.0, 0.0)),  # starts inside, barely moves
+        ((-3.0, 0.3, -0.4), (1.0, 0.0, 0.0)),  # axis-parallel, through
+        ((0.2, -3.0, 0.1), (0.0, 1.0, 0.0)),  # axis-parallel (y)
+        ((0.2, 0.1, -3.0), (0.0, 0.0, 1.0)),  # axis-parallel (z)
+        ((ex, -3.0, 0.2), (0.0, 1.0, 0.0)),  # along the box's face: reads zeros only
+        ((ex - 1e-4, -3.0, 0.2), (0.0, 1.0, 0.0)),  # a hair inside the face
+        ((ex, ey, -3.0), (0.0, 0.0, 1.0)),  # along an edge
+        ((ex - 1e-4, ey - 1e-4, -3.0), (0.0, 0.0, 1.0)),  # a hair inside the edge
+        ((-3.0, -3.0, -3.0), (1.0, 1.0, 1.0)),  # the diagonal, through two corners
+        ((-ex - 1.0, -ey, 0.0), (1.0, -1.0, 0.0)),  # touches an edge from outside
+        ((nan, 0.0, 0.0), (1.0, 0.0, 0.0)),  # NaN origin
+        ((-3.0, 0.0, 0.0), (nan, 1.0, 0.0)),  # NaN direction
+        ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),  # no direction, inside
+    ]
+    o = torch.tensor([r[0] for r in rays], dtype=dtype)
+    dirs = torch.tensor([r[1] for r in rays], dtype=dtype)
+    ends = vols.local_to_world_coords(torch.stack((o, o + dirs)).reshape(1, -1, 3))
+    ends = ends.reshape(2, -1, 3)  # (origin, origin + direction) of each ray
+    return ends[0][None], (ends[1] - ends[0])[None]
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize(
+    "lengths_kind", ["shared", "per-ray", "unsorted", "with-nan"], ids=lambda k: k
+)
+@pytest.mark.parametrize("surface_thickness", [1, 3])
+def test_skipping_outside_the_box_matches_the_general_path(
+    align_corners, lengths_kind, surface_thickness, calls, monkeypatch
+):
+    # The fused path computes only the samples that can read a voxel (a window per ray from
+    # the ray's entry and exit through the box); images and gradients equal the general path's
+    grid = (5, 6, 7)
+    _, vols, tensors = _scene(torch.float64, batch=1, grid=grid, align_corners=align_corners)
+    origins, directions = _box_rays(vols, grid, align_corners, torch.float64)
+    n_rays, n_pts = origins.shape[1], 40
+    depths = torch.linspace(0.0, 8.0, n_pts, dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    if lengths_kind == "shared":
+        lengths = depths.expand(1, n_rays, n_pts)
+    else:
+        jitter = torch.rand(1, n_rays, n_pts, generator=g, dtype=torch.float64) * 0.15
+        lengths = (depths + jitter).sort(-1).values
+        if lengths_kind == "unsorted":
+            lengths = lengths.flip(-1)
+        elif lengths_kind == "with-nan":
+            lengths[0, 4, 7] = float("nan")
+    bundle = RayBundle(origins, directions, lengths, torch.zeros(1, n_rays, 2, dtype=torch.float64))
+    sizes = []
+    original = fused._schedule
+
+    def spy(*args):
+        sched = original(*args)
+        sizes.append(sum((e - s) * w for s, e, w in sched.chunks))
+        return sched
+
+    monkeypatch.setattr(fused, "_schedule", spy)
+    monkeypatch.setattr(fused, "_POINTS_PER_CHUNK", n_pts)  # chunks of a few rays
+    raymarcher = EmissionAbsorptionRaymarcher(surface_thickness=surface_thickness)
+    # eps = 0: in float64 the default 1e-10 counts ((1 + eps) - 0 != 1), and nothing is skipped
+    got = VolumeSampler(vols).render_fused(bundle, raymarcher, eps=0.0)
+    assert calls
+    cotangent = torch.randn(got.shape, generator=g, dtype=torch.float64)
+    got_grads = torch.autograd.grad((got * cotangent).sum(), tensors)
+    want = _general(vols, bundle, raymarcher, eps=0.0)
+    want_grads = torch.autograd.grad((want * cotangent).sum(), tensors)
+    _assert_same((got, got_grads), (want, want_grads))
+    assert torch.equal(got[0, 0], torch.zeros(4, dtype=torch.float64))  # missed
+    assert got[0, 2, 3] > 0  # started inside
+    skipping = lengths_kind in ("shared", "per-ray")
+    assert len(sizes) == 2  # forward, backward
+    assert (sizes[0] < n_rays * n_pts / 2) is skipping  # most samples miss the box
+
+
+def test_no_skipping_where_eps_matters(calls, monkeypatch):
+    # (1 + eps) - 0 != 1 in float64 with eps = 1e-3: samples in front of the box do count (each
+    # multiplies the transmittance by 1 + eps), so every sample is computed
+    cams, vols, tensors = _scene(torch.float64)
+    sizes = []
+    original = fused._schedule
+    monkeypatch.setattr(
+        fused, "_schedule", lambda *a: sizes.append(original(*a).starts) or original(*a)
+    )
+    got, want = _both(cams, vols, tensors, _ndc(), EmissionAbsorptionRaymarcher(), calls, eps=1e-3)
+    _assert_same(got, want)
+    assert sizes and all(starts is None for starts in sizes)
+
+
 def test_implicit_renderer_with_a_volume_sampler_takes_the_fused_path(calls):
     cams, vols, _ = _scene(torch.float64)
     renderer = ImplicitRenderer(_ndc(), EmissionAbsorptionRaymarcher())

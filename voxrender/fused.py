@@ -28,6 +28,10 @@ How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
 4. The raymarcher's own kernel (:func:`voxrender.raymarching.emission_absorption`, the one
    implementation of the model) composites the chunk.
 
+Only the samples that can read the volume are computed: per ray, the window of samples between
+its entry into and exit from the volume's box (beyond the zero margin every sample reads zeros,
+changes no image and gets no gradient); see :func:`_schedule` for when this applies (it is exact).
+
 Backward, per chunk: steps 1-2 again (and 3 unless the samples were kept), the samples'
 gradient ``G (m, C)`` (the written-out
 :func:`voxrender.raymarching._emission_absorption_backward`, or autograd through step 4), then
@@ -76,6 +80,7 @@ _POINTS_PER_CHUNK = 1 << 16
 # pass, a gradient table the size of the volume; the tables beyond the first take at most
 # _EXTRA_GRAD_BYTES (fewer workers for big volumes).
 _MAX_WORKERS = 8
+_MIN_CHUNK_POINTS = 1 << 13  # a split below this costs more per-op overhead than it spreads
 _EXTRA_GRAD_BYTES = 512 << 20
 
 _pool_lock = threading.Lock()
@@ -320,17 +325,14 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _run_workers(plan: _Plan, n_rays: int, job) -> None:
-    """Run ``job(worker, start, stop)`` over every chunk of rays, on ``plan.workers`` threads.
+def _run_workers(plan: _Plan, chunks: list, job) -> None:
+    """Run ``job(worker, chunk)`` over every chunk, on ``plan.workers`` threads (round robin).
 
     Every chunk runs without autograd recording (the backward enables it where it needs it)
     and in the caller's inference mode. With several workers, each sets its own thread to one
     intra-op thread, so the workers do not oversubscribe the cores; the caller's setting is
     restored afterwards.
     """
-    chunks = [
-        (s, min(s + plan.rays_per_chunk, n_rays)) for s in range(0, n_rays, plan.rays_per_chunk)
-    ]
     workers = min(plan.workers, len(chunks))
     inference = torch.is_inference_mode_enabled()
 
@@ -338,8 +340,8 @@ def _run_workers(plan: _Plan, n_rays: int, job) -> None:
         if threaded:
             torch.set_num_threads(1)
         with torch.inference_mode(inference), torch.no_grad():
-            for start, stop in chunks[worker::workers]:
-                job(worker, start, stop)
+            for chunk in chunks[worker::workers]:
+                job(worker, chunk)
 
     if workers <= 1:
         task(0, False)
@@ -352,11 +354,6 @@ def _run_workers(plan: _Plan, n_rays: int, job) -> None:
             future.result()  # re-raises the first failure
     finally:
         torch.set_num_threads(saved)
-
-
-def workers_for(n_rays: int, plan: _Plan) -> int:
-    """Workspaces a call needs: one per worker that gets a chunk."""
-    return max(1, min(plan.workers, -(-n_rays // plan.rays_per_chunk)))
 
 
 def _sparse_products_work(dtype: torch.dtype, index_dtype: torch.dtype) -> bool:
@@ -399,27 +396,147 @@ def _index_dtype(table: torch.Tensor) -> torch.dtype:
     return torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
 
 
-def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
-    """Images ``(R, C_out)`` and, if ``keep``, the samples ``(R * P, C)`` (else ``(0, C)``)."""
+@dataclass(frozen=True)
+class _Schedule:
+    """Which samples of which rays one call computes, in chunks (see :func:`_schedule`).
+
+    ``chunks`` holds ``(start, stop, width)``: rays ``start:stop`` (in their own order, which
+    keeps neighbouring rays, and so neighbouring voxels, together), ``width`` samples per ray
+    from each ray's window start. Rays in no chunk have no sample inside the volume. A chunk's
+    kept samples are rows ``start * P`` on of the kept buffer.
+    """
+
+    starts: torch.Tensor | None  # (R,) first sample of each ray's window; None: all samples
+    chunks: list[tuple[int, int, int]]
+    points: int  # the most samples of one chunk
+
+    def lengths(self, lengths: torch.Tensor, start: int, stop: int, width: int) -> torch.Tensor:
+        """The chunk's ``(n, width)`` sample depths (each ray's window)."""
+        if self.starts is None:
+            return lengths[start:stop]
+        first = self.starts[start:stop].clamp(max=lengths.shape[1] - width)[:, None]  # (n, 1)
+        return lengths[torch.arange(start, stop)[:, None], first + torch.arange(width)]
+
+
+def _monotone(lengths: torch.Tensor) -> bool:
+    """Whether every ray's depths ``(R, P)`` never decrease (NaN: no)."""
+    rows = lengths[:1] if lengths.stride(0) == 0 else lengths  # one row when shared
+    return bool((rows[:, 1:] >= rows[:, :-1]).all())
+
+
+def _box_interval(a: torch.Tensor, b: torch.Tensor, plan: _Plan, reach: torch.Tensor):
+    """Depths ``(t_near, t_far)`` ``(R,)`` (float64) bounding where each ray may read a voxel.
+
+    A point reads a voxel only where ``0 < u < S + 1`` on every axis (margined units); the box
+    is widened by ``2^-10 (1 + |a| + |b| reach)``, far beyond the rounding of ``a + t b`` in any
+    float dtype for ``|t| <= reach``, so a depth outside the interval surely reads only zeros.
+    Rays that never enter (and NaN rays) get an empty interval (``t_near > t_far`` or NaN).
+    """
+    a, b = a.double(), b.double()  # (3, R)
+    upper = torch.tensor([n + 1.0 for n in plan.grid[::-1]], dtype=torch.float64)[:, None]
+    slack = (1.0 + a.abs() + b.abs() * reach) * 2.0**-10  # (3, R)
+    slack = slack.nan_to_num_(nan=float("inf"))  # 0 * inf: infinite depths, no bound
+    low, high = -slack, upper + slack
+    flat = b == 0  # parallel to the slab: inside it for every t, or never
+    step = torch.where(flat, 1.0, b)
+    t0, t1 = (low - a) / step, (high - a) / step  # (3, R)
+    inside = (a > low) & (a < high)
+    inf = torch.tensor(float("inf"), dtype=torch.float64)
+    near = torch.where(flat, torch.where(inside, -inf, inf), torch.minimum(t0, t1))
+    far = torch.where(flat, torch.where(inside, inf, -inf), torch.maximum(t0, t1))
+    return near.amax(0), far.amin(0)
+
+
+def _chunk_points(plan: _Plan, n_pts: int, total: int) -> int:
+    """Samples per chunk: cache-sized, and small enough that a call of ``total`` samples makes
+    ``_MAX_WORKERS`` chunks (so that every worker gets some) unless they would fall under
+    ``_MIN_CHUNK_POINTS``. Independent of the thread count, so that the backward pass of a
+    call finds the forward's chunks (and kept samples) even if the threads changed between.
+    """
+    spread = max(-(-total // _MAX_WORKERS), _MIN_CHUNK_POINTS)
+    return max(1, min(plan.rays_per_chunk * n_pts, spread))
+
+
+def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
+    """The chunks of one call, skipping the samples that cannot read the volume.
+
+    A sample outside the volume's box (beyond the zero margin) reads zeros: density 0 lets all
+    light through (``1 - 0 = 1``, multiplied in exactly) and weighs 0, so it changes no image and
+    its gradient reaches only margin rows, which are dropped. Where the depths of every ray
+    never decrease, the samples that can read the volume are one run per ray, found from the
+    ray's entry and exit depths (:func:`_box_interval`) by binary search; each chunk then takes a
+    window of ``width`` samples per ray (its widest run; a window may hold a few zero samples
+    more, which change nothing either). The rays stay in their own order: neighbouring rays
+    read neighbouring voxels, and sorting them by run length (fewer samples) measured slower.
+    This is exact only where ``(1 + eps) - 0 == 1`` (``eps_vanishes``; absorption-only
+    has no eps) and the window keeps each sample's position behind the ray's start (the
+    ``surface_thickness`` lag counts positions): zeros in front change no product.
+    Otherwise (non-monotone or NaN depths, or eps that matters) every sample is computed.
+    """
     n_rays, n_pts = lengths.shape
-    out = table.new_empty(n_rays, plan.channels if plan.emission else 1)
+    if not ((plan.eps_vanishes or not plan.emission) and _monotone(lengths)):
+        per_chunk = max(1, _chunk_points(plan, n_pts, n_rays * n_pts) // n_pts)  # rays
+        chunks = [(s, min(s + per_chunk, n_rays), n_pts) for s in range(0, n_rays, per_chunk)]
+        return _Schedule(None, chunks, min(per_chunk, n_rays) * n_pts)
+    shared = lengths.stride(0) == 0
+    rows = lengths[:1] if shared else lengths  # (R or 1, P)
+    reach = rows.abs().amax().double()
+    near, far = _box_interval(a, b, plan, reach)  # (R,) each
+    inf = torch.tensor(float("inf"), dtype=lengths.dtype)
+    # rounded outwards into the depths' dtype, so that the search never cuts a sample off
+    near = torch.nextafter(near.to(lengths.dtype), -inf)
+    far = torch.nextafter(far.to(lengths.dtype), inf)
+    if shared:
+        first = torch.searchsorted(rows[0], near)  # (R,)
+        stop = torch.searchsorted(rows[0], far, right=True)
+    else:
+        first = torch.searchsorted(rows, near[:, None]).view(-1)
+        stop = torch.searchsorted(rows, far[:, None], right=True).view(-1)
+    hit = near <= far  # False for NaN rays
+    width = torch.where(hit, stop - first, 0).clamp_(min=0)  # (R,)
+    per_chunk = max(1, _chunk_points(plan, n_pts, int(width.sum())) // n_pts)  # rays
+    budget = per_chunk * n_pts
+    chunks, start, points = [], 0, 0
+    while start < n_rays:  # a chunk's rays share its widest window
+        stop_ = min(start + per_chunk, n_rays)
+        w = int(width[start:stop_].max())
+        if w > 0:  # else every ray of the chunk misses: zeros
+            more = min(start + budget // w, n_rays)  # narrow windows: more rays per chunk
+            w_more = int(width[start:more].max())
+            if (more - start) * w_more <= 2 * budget:
+                stop_, w = more, w_more
+            chunks.append((start, stop_, w))
+            points = max(points, (stop_ - start) * w)
+        start = stop_
+    return _Schedule(first, chunks, points)
+
+
+def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
+    """Images ``(R, C_out)`` and, if ``keep``, the samples ``(R * P, C)`` (else ``(0, C)``).
+
+    Of the kept samples only the windows' rows are written: the pages of the rest (samples
+    outside the volume) are never touched, so they take no memory.
+    """
+    n_rays, n_pts = lengths.shape
+    n_out = plan.channels if plan.emission else 1
     index_dtype = _index_dtype(table)
     if base is not None:
         base = base.to(index_dtype)
     kept = table.new_empty(n_rays * n_pts if keep else 0, plan.channels)  # (R * P, C)
-    points = min(plan.rays_per_chunk, n_rays) * n_pts
-    spaces = [
-        _Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers_for(n_rays, plan))
-    ]
+    sched = _schedule(a, b, lengths, plan)
+    out = table.new_zeros(n_rays, n_out)  # rays in no chunk miss the volume: zeros
+    workers = max(1, min(plan.workers, len(sched.chunks)))
+    spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
 
-    def job(worker, s, e):
+    def job(worker, chunk):
+        s, e, width = chunk
         _forward_chunk(
-            spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
+            spaces[worker], plan, table, a[:, s:e], b[:, s:e], sched.lengths(lengths, s, e, width),
             None if base is None else base[s:e], out[s:e],
-            kept[s * n_pts : e * n_pts] if keep else None,
+            kept[s * n_pts : s * n_pts + (e - s) * width] if keep else None,
         )  # fmt: skip
 
-    _run_workers(plan, n_rays, job)
+    _run_workers(replace(plan, workers=workers), sched.chunks, job)
     return out, kept
 
 
@@ -428,26 +545,26 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
     grad_out = grad_out.contiguous()
     n_rays, n_pts = lengths.shape
     has_kept = kept.shape[0] == n_rays * n_pts and n_rays * n_pts > 0
-    points = min(plan.rays_per_chunk, n_rays) * n_pts
     index_dtype = _index_dtype(table)
     if base is not None:
         base = base.to(index_dtype)
+    sched = _schedule(a, b, lengths, plan)  # the forward's, computed again
     # one gradient table per worker: the extra ones may take _EXTRA_GRAD_BYTES at most
     table_bytes = table.numel() * table.element_size()
     spare = 1 + _EXTRA_GRAD_BYTES // max(table_bytes, 1)
-    plan = replace(plan, workers=max(1, min(plan.workers, spare)))
-    workers = workers_for(n_rays, plan)
-    spaces = [_Workspace(points, plan, table.dtype, index_dtype) for _ in range(workers)]
+    workers = max(1, min(plan.workers, spare, len(sched.chunks)))
+    spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
     grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
 
-    def job(worker, s, e):
+    def job(worker, chunk):
+        s, e, width = chunk
         _backward_chunk(
-            spaces[worker], plan, table, a[:, s:e], b[:, s:e], lengths[s:e],
+            spaces[worker], plan, table, a[:, s:e], b[:, s:e], sched.lengths(lengths, s, e, width),
             None if base is None else base[s:e], grad_out[s:e], grads[worker],
-            kept[s * n_pts : e * n_pts] if has_kept else None,
+            kept[s * n_pts : s * n_pts + (e - s) * width] if has_kept else None,
         )  # fmt: skip
 
-    _run_workers(plan, n_rays, job)
+    _run_workers(replace(plan, workers=workers), sched.chunks, job)
     grad_table = grads[0]
     for extra in grads[1:]:
         grad_table += extra
