@@ -30,9 +30,11 @@ def _cli(*args, cwd=ROOT, timeout=120):
 
 def test_cli_end_to_end(tmp_path):
     out = tmp_path / "run"
-    proc = _cli(*TINY, "--progress-every", "8", "--out", out)
+    # stderr is a pipe here, not a terminal: plain progress lines instead of a bar
+    proc = _cli("--preset", "tiny", "--device", "cpu", "--progress-every", "8", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "PSNR train" in proc.stdout and str(out) in proc.stdout
+    assert "fit: iteration 20/20, color_err " in proc.stderr and "\r" not in proc.stderr
 
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
@@ -64,6 +66,8 @@ def test_cli_end_to_end(tmp_path):
     for name in ("loss.png", "progress_0000.png"):
         with Image.open(out / name) as im:
             assert im.format == "PNG"
+    with Image.open(out / "loss.png") as im:  # curves, then a held-out render and its target
+        assert im.size[0] > 2.5 * im.size[1]
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["iteration"] == iters
 
