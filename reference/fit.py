@@ -10,11 +10,12 @@ global generator, so loss curves are comparable with PyTorch3D's.
 
 Usage::
 
-    python -m reference.fit --preset quick                 # built-in scene, a few minutes on CPU
+    python -m reference.fit --preset quick                 # built-in scene, about 20 s on CPU
     python -m reference.fit --data views.npz --out runs/cow  # the tutorial's settings
     python -m reference.fit --out runs/cow --resume        # continue an interrupted run
 
-Data: ``--data FILE.npz`` with ``images (N, H, W, 3)``, ``silhouettes (N, H, W)``,
+Data: ``--data scene/`` (a NeRF-synthetic / Blender scene: :mod:`reference.blender`), or
+``--data FILE.npz`` with ``images (N, H, W, 3)``, ``silhouettes (N, H, W)``,
 ``R (N, 3, 3)``, ``T (N, 3)``, optional ``fov``/``znear``/``zfar``/``aspect_ratio`` (scalar or
 ``(N,)``) and optional ``heldout_images``/``heldout_R``/``heldout_T``/``heldout_silhouettes``;
 full table in :mod:`reference.data`. Without ``--data``, the built-in scene of
@@ -31,7 +32,8 @@ Run folder (``--out``, default ``runs/<timestamp>``), every file written atomica
 - ``volume.pt``: ``densities (1, V, V, V)`` and ``colors (3, V, V, V)`` after the sigmoid,
   ``voxel_size``, ``extent``, ``volume_size``.
 - ``checkpoint.pt``: see :mod:`reference.checkpoint`; every ``--checkpoint-every`` iterations, at
-  the end, and on Ctrl-C (which finishes the current iteration first; a second Ctrl-C aborts).
+  the end, and on Ctrl-C or SIGTERM (which finish the current iteration first; a second signal
+  stops at once, keeping the last checkpoint).
 
 PSNR is ``-10 log10(mean((clamp(render, 0, 1) - target)^2))`` over all pixels and channels of all
 training (held-out) views, rendering the final volume in batches of ``--eval-batch-size``.
