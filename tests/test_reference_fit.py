@@ -224,7 +224,7 @@ def test_error_cuda_unavailable(tmp_path, capsys):
 def test_error_image_size_contradicts_data(tmp_path, capsys):
     data = _npz(tmp_path)
     argv = [*TINY, "--data", data, "--image-size", "16"]
-    _fails(capsys, argv, tmp_path / "run", "--image-size 16: the data file's images are 8x8")
+    _fails(capsys, argv, tmp_path / "run", "--image-size 16: the data's images are 8x8")
     assert not (tmp_path / "run").exists()
 
 
