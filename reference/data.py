@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -42,6 +43,7 @@ __all__ = [
     "INTRINSICS",
     "ViewData",
     "Views",
+    "downsample_views",
     "load_views_npz",
     "make_cameras",
     "save_views_npz",
@@ -311,11 +313,48 @@ def load_views_npz(path: str | os.PathLike) -> ViewData:
             raise ValueError("it holds a single .npy array, not an .npz archive")
         with loaded as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
+        reason = str(e)
+        if "allow_pickle" in reason or "pickled" in reason:  # numpy's guess for unknown bytes
+            reason = "not an .npz archive"
         raise FitError(
-            f"{where}: cannot read it as an .npz archive ({type(e).__name__}: {e})"
+            f"{where}: not a valid views file (an .npz archive of arrays, format in "
+            f"reference/README.md): {reason}"
         ) from None
     return views_from_arrays(arrays, where)
+
+
+def _shrink(t: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    """``(N, H, W, C)`` or ``(N, H, W)`` -> ``H // k, W // k``, averaging ``k x k`` blocks."""
+    if t is None:
+        return None
+    x = t if t.ndim == 4 else t[..., None]
+    h, w = x.shape[1] // k, x.shape[2] // k
+    x = torch.nn.functional.interpolate(x.permute(0, 3, 1, 2), size=(h, w), mode="area")
+    x = x.permute(0, 2, 3, 1).contiguous()  # (N, h, w, C)
+    return x if t.ndim == 4 else x[..., 0]
+
+
+def downsample_views(data: ViewData, k: int) -> ViewData:
+    """Images and silhouettes ``k`` times smaller (area average); cameras keep their fov.
+
+    Raises:
+        FitError: the images would shrink below 2 pixels.
+    """
+    if k == 1:
+        return data
+    h, w = data.train.image_size
+    if min(h, w) // k < 2:
+        raise FitError(f"--downsample {k}: {h}x{w} images would shrink below 2 pixels")
+
+    def shrink(views: Views | None) -> Views | None:
+        if views is None:
+            return None
+        return replace(
+            views, images=_shrink(views.images, k), silhouettes=_shrink(views.silhouettes, k)
+        )
+
+    return replace(data, train=shrink(data.train), heldout=shrink(data.heldout))
 
 
 def save_views_npz(path: str | os.PathLike, data: ViewData) -> None:

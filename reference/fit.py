@@ -10,11 +10,12 @@ global generator, so loss curves are comparable with PyTorch3D's.
 
 Usage::
 
-    python -m reference.fit --preset quick                 # built-in scene, a few minutes on CPU
+    python -m reference.fit --preset quick                 # built-in scene, about 20 s on CPU
     python -m reference.fit --data views.npz --out runs/cow  # the tutorial's settings
     python -m reference.fit --out runs/cow --resume        # continue an interrupted run
 
-Data: ``--data FILE.npz`` with ``images (N, H, W, 3)``, ``silhouettes (N, H, W)``,
+Data: ``--data scene/`` (a NeRF-synthetic / Blender scene: :mod:`reference.blender`), or
+``--data FILE.npz`` with ``images (N, H, W, 3)``, ``silhouettes (N, H, W)``,
 ``R (N, 3, 3)``, ``T (N, 3)``, optional ``fov``/``znear``/``zfar``/``aspect_ratio`` (scalar or
 ``(N,)``) and optional ``heldout_images``/``heldout_R``/``heldout_T``/``heldout_silhouettes``;
 full table in :mod:`reference.data`. Without ``--data``, the built-in scene of
@@ -31,7 +32,8 @@ Run folder (``--out``, default ``runs/<timestamp>``), every file written atomica
 - ``volume.pt``: ``densities (1, V, V, V)`` and ``colors (3, V, V, V)`` after the sigmoid,
   ``voxel_size``, ``extent``, ``volume_size``.
 - ``checkpoint.pt``: see :mod:`reference.checkpoint`; every ``--checkpoint-every`` iterations, at
-  the end, and on Ctrl-C (which finishes the current iteration first; a second Ctrl-C aborts).
+  the end, and on Ctrl-C or SIGTERM (which finish the current iteration first; a second signal
+  stops at once, keeping the last checkpoint).
 
 PSNR is ``-10 log10(mean((clamp(render, 0, 1) - target)^2))`` over all pixels and channels of all
 training (held-out) views, rendering the final volume in batches of ``--eval-batch-size``.
@@ -44,8 +46,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -58,19 +62,21 @@ from tqdm import tqdm
 
 from .atomic import save_torch_atomic, write_json_atomic
 from .backends import Backend, get_backend
+from .blender import is_blender_path, load_blender
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import RESULT_KEYS, FitConfig, flag, parse_overrides, resolve_config, validate_config
-from .data import ViewData, Views, load_views_npz, make_cameras
+from .data import ViewData, Views, downsample_views, load_views_npz, make_cameras
 from .errors import FitError
 from .model import VolumeModel, fit_errors, squared_error_sum
 from .plots import save_gif, save_loss_plot, save_mosaic, save_progress_panel
 from .scene import CAMERA_DIST, TRAIN_ANGLES, make_scene_data
 
-__all__ = ["main", "resolve_device", "run"]
+__all__ = ["Interrupted", "main", "resolve_device", "run"]
 
 ROTATING_FRAMES = (4, 7)  # rows, cols of the mosaic: 28 frames
 LR_DROP_AT = 0.75  # fraction of the iterations after which Adam restarts with lr / 10
 _FLUSH_EVERY = 10  # iterations between reading the losses back from the device
+PLAIN_PROGRESS_EVERY_S = 5.0  # seconds between plain progress lines when there is no bar
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,9 +101,30 @@ def _default_out() -> Path:
     return out
 
 
-def _check_fresh_out(out: Path) -> None:
+def _check_writable_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be created or written, before any work; writes nothing.
+
+    The nearest existing folder on the way must be a folder in which a file can be created
+    (probed with a temporary file, removed at once: permission bits alone do not tell, e.g. on
+    a read-only mount or for root).
+    """
     if out.exists() and not out.is_dir():
         raise FitError(f"--out {out}: exists and is not a folder")
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise FitError(f"--out {out}: {base} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".voxrender-fit-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise FitError(f"--out {out}: cannot write in {base} ({e.strerror or e})") from None
+
+
+def _check_fresh_out(out: Path) -> None:
+    _check_writable_out(out)
     if out.is_dir() and any(out.iterdir()):
         raise FitError(
             f"--out {out}: folder exists and is not empty; pass --resume to continue the run in it "
@@ -106,7 +133,7 @@ def _check_fresh_out(out: Path) -> None:
 
 
 def _check_resumable(cfg: FitConfig, ckpt: dict[str, Any]) -> None:
-    stored = ckpt["config"]
+    stored = {**dataclasses.asdict(FitConfig()), **ckpt["config"]}  # older runs lack new keys
     clashes = [
         f"{flag(k)} {getattr(cfg, k)!r} (the run has {stored.get(k)!r})"
         for k in RESULT_KEYS
@@ -120,40 +147,70 @@ def _check_resumable(cfg: FitConfig, ckpt: dict[str, Any]) -> None:
         )
 
 
-def _load_data(cfg: FitConfig, device: torch.device) -> ViewData:
+def _load_data(cfg: FitConfig, device: torch.device, log: Callable[[str], None]) -> ViewData:
     if cfg.data is not None:
-        data = load_views_npz(cfg.data)
+        if is_blender_path(cfg.data):
+            data = load_blender(cfg.data, cfg.downsample, log)
+        else:
+            data = downsample_views(load_views_npz(cfg.data), cfg.downsample)
         h, w = data.train.image_size
         if cfg.image_size is not None and (cfg.image_size, cfg.image_size) != (h, w):
             raise FitError(
-                f"--image-size {cfg.image_size}: the data file's images are {h}x{w} (H x W); "
-                "drop --image-size with --data"
+                f"--image-size {cfg.image_size}: the data's images are {h}x{w} (H x W); "
+                "drop --image-size with --data (--downsample shrinks them)"
             )
         return data
+    if cfg.downsample != 1:
+        raise FitError(
+            f"--downsample {cfg.downsample}: applies to --data; the built-in scene's size is "
+            "--image-size"
+        )
     size = 128 if cfg.image_size is None else cfg.image_size
     return make_scene_data(size, cfg.scene_pts_per_ray, device=device)
 
 
-class _DeferredSigint:
-    """Turn the first Ctrl-C into a flag checked between iterations; a second one interrupts at once."""
+class Interrupted(KeyboardInterrupt):
+    """The run stopped on Ctrl-C or SIGTERM; ``signum`` says which (exit status 128 + signum)."""
 
-    def __init__(self):
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _DeferredSignals:
+    """The first Ctrl-C or SIGTERM becomes a flag checked between iterations (the iteration
+    finishes, a checkpoint is written, the run exits); a second one interrupts at once.
+
+    Args:
+        on_first: called with a one-line notice when the first signal arrives.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, on_first: Callable[[str], None]):
         self.requested = False
-        self._previous = None
+        self.signum = signal.SIGINT
+        self._on_first = on_first
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise Interrupted(signum)
+        self.requested, self.signum = True, signum
+        self._on_first(
+            f"{signal.Signals(signum).name}: finishing this iteration, then saving a checkpoint "
+            "(Ctrl-C again to stop at once; --resume continues from the last checkpoint)"
+        )
 
-    def __enter__(self) -> _DeferredSigint:
+    def __enter__(self) -> _DeferredSignals:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def _render_batches(
@@ -172,14 +229,18 @@ def _views_cameras(views: Views) -> dict[str, torch.Tensor]:
     return {k: getattr(views, k) for k in keys}
 
 
-def _psnr(model: VolumeModel, backend: Backend, views: Views, batch: int) -> float:
-    per_view = [
-        squared_error_sum(rendered[..., :3], views.images[sl]).cpu()
-        for sl, rendered in _render_batches(model, backend, _views_cameras(views), batch)
-    ]
+def _psnr(
+    model: VolumeModel, backend: Backend, views: Views, batch: int
+) -> tuple[float, torch.Tensor]:
+    """PSNR over all views, and the first view's render ``(H, W, 3)`` on the CPU."""
+    per_view, first = [], None
+    for sl, rendered in _render_batches(model, backend, _views_cameras(views), batch):
+        per_view.append(squared_error_sum(rendered[..., :3], views.images[sl]).cpu())
+        if first is None:
+            first = rendered[0, ..., :3].clamp(0.0, 1.0).cpu()
     # an exactly rounded sum: the same number whatever the evaluation batch size
     mse = math.fsum(torch.cat(per_view).tolist()) / views.images.numel()
-    return -10.0 * math.log10(mse) if mse > 0 else math.inf
+    return (-10.0 * math.log10(mse) if mse > 0 else math.inf), first
 
 
 def _rotating_frames(
@@ -222,7 +283,7 @@ def run(
 
     Raises:
         FitError: a user error, raised before anything is written.
-        KeyboardInterrupt: after saving a checkpoint, on Ctrl-C.
+        Interrupted: (a ``KeyboardInterrupt``) after saving a checkpoint, on Ctrl-C or SIGTERM.
     """
     log = log or _quiet
     cfg = validate_config(dataclasses.replace(config))
@@ -233,6 +294,7 @@ def run(
     if cfg.resume:
         ckpt = load_checkpoint(out / CHECKPOINT_NAME)
         _check_resumable(cfg, ckpt)
+        _check_writable_out(out)
     else:
         _check_fresh_out(out)
     if data is None and cfg.data is None and cfg.batch_size > len(TRAIN_ANGLES[0]):
@@ -241,7 +303,7 @@ def run(
         )
     if data is None:
         log(f"loading data: {cfg.data}" if cfg.data else "rendering the built-in scene ...")
-        data = _load_data(cfg, device)
+        data = _load_data(cfg, device, log)
     n_views = len(data.train)
     if data.train.silhouettes is None:
         raise FitError(f"{data.source}: training views need silhouettes")
@@ -269,15 +331,22 @@ def run(
     log("rendering the final volume ...")
     volume = model.fitted_volume()
     save_torch_atomic(out / "volume.pt", volume)
-    psnr_train = _psnr(model, backend, data.train, cfg.eval_batch_size)
-    psnr_heldout = (
-        None if data.heldout is None else _psnr(model, backend, data.heldout, cfg.eval_batch_size)
-    )
+    psnr_train, train_render = _psnr(model, backend, data.train, cfg.eval_batch_size)
+    psnr_heldout, view = None, ("training view 0", train_render, data.train.images[0])
+    if data.heldout is not None:
+        psnr_heldout, held_render = _psnr(model, backend, data.heldout, cfg.eval_batch_size)
+        view = ("held-out view 0", held_render, data.heldout.images[0])
     frames = _rotating_frames(model, backend, data.train, cfg.eval_batch_size).numpy()
     save_mosaic(out / "rotating.png", frames, *ROTATING_FRAMES)
     save_gif(out / "rotating.gif", frames)
+    held_text = "n/a" if psnr_heldout is None else f"{psnr_heldout:.2f} dB"
     save_loss_plot(
-        out / "loss.png", state["color_err"], state["sil_err"], round(LR_DROP_AT * cfg.iters)
+        out / "loss.png",
+        state["color_err"],
+        state["sil_err"],
+        round(LR_DROP_AT * cfg.iters),
+        view=(view[0], view[1].numpy(), view[2].cpu().numpy()),
+        note=f"PSNR held-out {held_text}, train {psnr_train:.2f} dB",
     )
     wall = state["wall_s"]
     metrics = {
@@ -363,57 +432,82 @@ def _fit(
         }
 
     n_views = len(train)
-    disable = None if cfg.progress_bar is None else not cfg.progress_bar
+    show_bar = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
     done = start
-    bar = tqdm(
-        total=cfg.iters, initial=start, desc="fit", unit="it", file=sys.stderr, disable=disable
-    )
-    with bar, _DeferredSigint() as sigint:
-        t0, io_time = time.perf_counter(), 0.0
-        for it in range(start, cfg.iters):
-            if it == lr_drop:  # the tutorial re-creates Adam: fresh moments, lr / 10
-                optimizer = torch.optim.Adam(params, lr=cfg.lr * 0.1)
-            optimizer.zero_grad()
-            index = torch.randperm(n_views)[: cfg.batch_size].to(train.images.device)
-            rendered = model(train.cameras(backend, index))  # (B, H, W, 4)
-            color_err, sil_err = fit_errors(rendered, train.images[index], train.silhouettes[index])
-            (color_err + sil_err).backward()
-            optimizer.step()
-            pending.append(torch.stack((color_err, sil_err)).detach())
-            done = it + 1
+    last_checkpoint = start if ckpt is not None else None
 
-            io_start = time.perf_counter()  # panels and checkpoints don't count as loop time
-            if it % cfg.progress_every == 0:
-                first = index[0]
-                r = rendered[0].detach().cpu().numpy()
-                save_progress_panel(
-                    out / f"progress_{it:04d}.png",
-                    r[..., :3],
-                    train.images[first].cpu().numpy(),
-                    r[..., 3],
-                    train.silhouettes[first].cpu().numpy(),
-                    title=f"iteration {it}",
+    def notice(message: str) -> None:
+        tqdm.write(f"voxrender-fit: {message}", file=sys.stderr)
+
+    bar = tqdm(
+        total=cfg.iters, initial=start, desc="fit", unit="it", file=sys.stderr, disable=not show_bar
+    )
+    plain = _PlainProgress(cfg.iters, start, enabled=not show_bar)
+    try:
+        with bar, _DeferredSignals(notice) as signals:
+            t0, io_time = time.perf_counter(), 0.0
+            for it in range(start, cfg.iters):
+                if it == lr_drop:  # the tutorial re-creates Adam: fresh moments, lr / 10
+                    optimizer = torch.optim.Adam(params, lr=cfg.lr * 0.1)
+                optimizer.zero_grad()
+                index = torch.randperm(n_views)[: cfg.batch_size].to(train.images.device)
+                rendered = model(train.cameras(backend, index))  # (B, H, W, 4)
+                color_err, sil_err = fit_errors(
+                    rendered, train.images[index], train.silhouettes[index]
                 )
-            bar.update(1)
-            if it % _FLUSH_EVERY == 0 or done == cfg.iters:
-                flush()
-                bar.set_postfix(color_err=f"{color_hist[-1]:.2e}", sil_err=f"{sil_hist[-1]:.2e}")
-            stopping = sigint.requested or done == cfg.stop_after
-            if done % cfg.checkpoint_every == 0 or done == cfg.iters or stopping:
-                elapsed = wall + (io_start - t0) - io_time
-                save_checkpoint(out / CHECKPOINT_NAME, snapshot(done, elapsed))
-            io_time += time.perf_counter() - io_start
-            if stopping:
-                break
-        if model.log_densities.is_cuda:
-            torch.cuda.synchronize()
-        wall += time.perf_counter() - t0 - io_time
+                (color_err + sil_err).backward()
+                optimizer.step()
+                pending.append(torch.stack((color_err, sil_err)).detach())
+                done = it + 1
+
+                io_start = time.perf_counter()  # panels and checkpoints don't count as loop time
+                if it % cfg.progress_every == 0 or done == cfg.iters:  # and the final state
+                    first = index[0]
+                    r = rendered[0].detach().cpu().numpy()
+                    save_progress_panel(
+                        out / f"progress_{it:04d}.png",
+                        r[..., :3],
+                        train.images[first].cpu().numpy(),
+                        r[..., 3],
+                        train.silhouettes[first].cpu().numpy(),
+                        title=f"iteration {it}",
+                    )
+                bar.update(1)
+                if it % _FLUSH_EVERY == 0 or done == cfg.iters:
+                    flush()
+                    bar.set_postfix(
+                        color_err=f"{color_hist[-1]:.2e}", sil_err=f"{sil_hist[-1]:.2e}"
+                    )
+                if plain.due(done):
+                    flush()
+                    plain.line(done, color_hist[-1], sil_hist[-1])
+                stopping = signals.requested or done == cfg.stop_after
+                if done % cfg.checkpoint_every == 0 or done == cfg.iters or stopping:
+                    elapsed = wall + (io_start - t0) - io_time
+                    save_checkpoint(out / CHECKPOINT_NAME, snapshot(done, elapsed))
+                    last_checkpoint = done
+                io_time += time.perf_counter() - io_start
+                if stopping:
+                    break
+            if model.log_densities.is_cuda:
+                torch.cuda.synchronize()
+            wall += time.perf_counter() - t0 - io_time
+    except Interrupted:  # a second signal: no checkpoint now, point at the last one
+        if last_checkpoint is None:
+            log(f"stopped during iteration {done + 1}; no checkpoint was written yet")
+        else:
+            log(
+                f"stopped during iteration {done + 1}; the checkpoint at iteration "
+                f"{last_checkpoint} is kept; continue with: voxrender-fit --resume --out {out}"
+            )
+        raise
     flush()
-    if sigint.requested and done < cfg.iters:
+    if signals.requested and done < cfg.iters:
         log(
-            f"interrupted after iteration {done}; continue with: voxrender-fit --resume --out {out}"
+            f"interrupted ({signal.Signals(signals.signum).name}) after iteration {done}; "
+            f"continue with: voxrender-fit --resume --out {out}"
         )
-        raise KeyboardInterrupt
+        raise Interrupted(signals.signum)
     if done < cfg.iters:
         log(
             f"stopped after iteration {done} (--stop-after); continue with: voxrender-fit --resume --out {out}"
@@ -428,8 +522,37 @@ def _fit(
     return {"completed": True, "color_err": color_hist, "sil_err": sil_hist, "wall_s": wall}
 
 
+class _PlainProgress:
+    """Plain progress lines on stderr every :data:`PLAIN_PROGRESS_EVERY_S` seconds (and at the
+    end) for when there is no progress bar: under nohup, in CI, through a pipe."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.total, self.start, self.enabled = total, start, enabled
+        self.t0 = self.last = time.perf_counter()
+
+    def due(self, done: int) -> bool:
+        if not self.enabled:
+            return False
+        return done == self.total or time.perf_counter() - self.last >= PLAIN_PROGRESS_EVERY_S
+
+    def line(self, done: int, color_err: float, sil_err: float) -> None:
+        now = time.perf_counter()
+        self.last = now
+        rate = (done - self.start) / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else math.inf
+        print(
+            f"fit: iteration {done}/{self.total}, color_err {color_err:.3e}, "
+            f"sil_err {sil_err:.3e}, {rate:.2f} it/s, about {eta:.0f} s left",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    """Command-line entry point; returns the exit status.
+
+    0 done (or stopped by ``--stop-after``), 2 user error, 130 Ctrl-C, 143 SIGTERM.
+    """
     try:
         overrides = parse_overrides(argv)
         checkpoint_config = None
@@ -443,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     except FitError as e:
         print(f"voxrender-fit: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"voxrender-fit: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("voxrender-fit: interrupted", file=sys.stderr)
         return 130

@@ -74,10 +74,31 @@ def save_loss_plot(
     color_err: list[float],
     sil_err: list[float],
     lr_drop: int | None = None,
+    view: tuple[str, np.ndarray, np.ndarray] | None = None,
+    note: str = "",
 ) -> None:
-    """Loss curves (log scale) with the learning-rate drop marked."""
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
+    """Loss curves (log scale) with the learning-rate drop marked; optionally a view beside them.
+
+    Args:
+        path: the PNG to write.
+        color_err, sil_err: per-iteration losses.
+        lr_drop: iteration of the learning-rate drop, marked with a dashed line.
+        view: ``(name, rendered (H, W, 3), target (H, W, 3))``, shown right of the curves.
+        note: figure title, e.g. the PSNR.
+    """
+    if view is None:
+        fig = Figure(figsize=(7, 4.5))
+        ax = fig.subplots()
+    else:
+        fig = Figure(figsize=(13, 4.5))
+        ax, *image_axes = fig.subplots(1, 3, width_ratios=(7, 3, 3))
+        name, rendered, target = view
+        for image_ax, image, label in zip(
+            image_axes, (rendered, target), ("rendered", "target"), strict=True
+        ):
+            image_ax.imshow(np.clip(image, 0.0, 1.0), vmin=0.0, vmax=1.0)
+            image_ax.set_title(f"{name}: {label}")
+            image_ax.axis("off")
     steps = np.arange(len(color_err))
     total = np.asarray(color_err) + np.asarray(sil_err)
     ax.plot(steps, total, label="loss (sum)", color="black", linewidth=1.5)
@@ -91,6 +112,8 @@ def save_loss_plot(
     ax.set_ylabel("mean huber error")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    if note:
+        fig.suptitle(note)
     fig.tight_layout()
     _save_figure(fig, path, dpi=100)
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 from types import SimpleNamespace
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -48,6 +49,7 @@ class _Renderer(torch.nn.Module):
 
     calls = 0
     interrupt_on_call = None  # send ourselves SIGINT during this call (simulated Ctrl-C)
+    signals_on_call: ClassVar[dict[int, tuple[int, ...]]] = {}  # call -> signals sent to ourselves
 
     def __init__(self, raysampler, raymarcher):
         super().__init__()
@@ -57,6 +59,8 @@ class _Renderer(torch.nn.Module):
         type(self).calls += 1
         if type(self).calls == type(self).interrupt_on_call:
             os.kill(os.getpid(), signal.SIGINT)
+        for signum in type(self).signals_on_call.get(type(self).calls, ()):
+            os.kill(os.getpid(), signum)
         d, f = volumes.densities(), volumes.features()  # (B, 1, V, V, V), (B, 3, V, V, V)
         trans = torch.cumprod(1 - d, dim=2)
         weights = d * torch.cat((torch.ones_like(trans[:, :, :1]), trans[:, :, :-1]), dim=2)
@@ -93,6 +97,7 @@ def fake_backend(monkeypatch):
     monkeypatch.setattr(fit_module, "get_backend", lambda name: FAKE)
     _Renderer.calls = 0
     _Renderer.interrupt_on_call = None
+    _Renderer.signals_on_call = {}
 
 
 def _data(n=N, heldout=True):
@@ -276,3 +281,85 @@ def test_batch_larger_than_views_is_refused(tmp_path):
     ):
         fit_module.run(_cfg(tmp_path / "run", batch_size=8), data=_data(), log=None)
     assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_checkpoints_then_resume_is_bit_identical(tmp_path):
+    data = _data()
+    full = fit_module.run(_cfg(tmp_path / "full"), data=data, log=None)
+    _Renderer.calls = 0
+    _Renderer.signals_on_call = {4: (signal.SIGTERM,)}  # during iteration 3: it completes
+    handler = signal.getsignal(signal.SIGTERM)
+    lines = []
+    with pytest.raises(fit_module.Interrupted) as e:
+        fit_module.run(_cfg(tmp_path / "part"), data=data, log=lines.append)
+    assert e.value.signum == signal.SIGTERM and isinstance(e.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored
+    assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["iteration"] == 4
+    assert lines[-1] == (
+        f"interrupted (SIGTERM) after iteration 4; continue with: voxrender-fit --resume "
+        f"--out {tmp_path / 'part'}"
+    )
+    _Renderer.signals_on_call = {}
+    resumed = fit_module.run(_cfg(tmp_path / "part", resume=True), data=data, log=None)
+    assert resumed["color_err"] == full["color_err"]
+    a = torch.load(tmp_path / "full" / "volume.pt")["colors"]
+    assert torch.equal(a, torch.load(tmp_path / "part" / "volume.pt")["colors"])
+
+
+def test_sigterm_exit_status_from_main(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fit_module, "_load_data", lambda cfg, device, log: _data())
+    _Renderer.signals_on_call = {2: (signal.SIGTERM,)}
+    argv = ["--volume-size", str(V), "--n-pts-per-ray", "4", "--batch-size", "3", "--iters", "9"]
+    code = fit_module.main([*argv, "--device", "cpu", "--out", str(tmp_path / "r")])
+    assert code == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    assert "interrupted (SIGTERM) after iteration 2; continue with" in captured.out
+    assert captured.err.strip().splitlines()[-1] == "voxrender-fit: interrupted (SIGTERM)"
+
+
+def test_second_ctrl_c_stops_at_once_and_points_at_the_last_checkpoint(tmp_path, capsys):
+    data = _data()
+    _Renderer.signals_on_call = {6: (signal.SIGINT, signal.SIGINT)}  # in iteration 5
+    lines = []
+    with pytest.raises(fit_module.Interrupted) as e:
+        fit_module.run(_cfg(tmp_path / "run"), data=data, log=lines.append)
+    assert e.value.signum == signal.SIGINT
+    # the first signal's notice, at once, on stderr
+    assert (
+        "SIGINT: finishing this iteration, then saving a checkpoint (Ctrl-C again to stop at "
+        "once; --resume continues from the last checkpoint)" in capsys.readouterr().err
+    )
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 4
+    assert lines[-1] == (
+        "stopped during iteration 6; the checkpoint at iteration 4 is kept; continue with: "
+        f"voxrender-fit --resume --out {tmp_path / 'run'}"
+    )
+    resumed = fit_module.run(_cfg(tmp_path / "run", resume=True), data=data, log=None)
+    assert resumed["completed"] and len(resumed["color_err"]) == 9
+
+
+def test_second_ctrl_c_before_any_checkpoint(tmp_path):
+    _Renderer.signals_on_call = {1: (signal.SIGINT, signal.SIGINT)}
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        fit_module.run(_cfg(tmp_path / "run"), data=_data(), log=lines.append)
+    assert lines[-1] == "stopped during iteration 1; no checkpoint was written yet"
+
+
+def test_plain_progress_lines_without_a_bar(tmp_path, monkeypatch, capsys):
+    fit_module.run(_cfg(tmp_path / "a"), data=_data(), log=None)  # default interval: just the end
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fit: iteration 9/9, color_err ")
+    monkeypatch.setattr(fit_module, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    fit_module.run(_cfg(tmp_path / "b"), data=_data(), log=None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(",")[0] for line in err] == [f"fit: iteration {k}/9" for k in range(1, 10)]
+    assert err[0].endswith(" s left") and " it/s, " in err[0]
+    fit_module.run(_cfg(tmp_path / "c", progress_bar=True), data=_data(), log=None)
+    assert "fit: iteration" not in capsys.readouterr().err  # the bar instead
+
+
+def test_final_progress_panel(tmp_path):
+    fit_module.run(_cfg(tmp_path / "run", progress_every=4, iters=7), data=_data(), log=None)
+    names = sorted(p.name for p in (tmp_path / "run").glob("progress_*.png"))
+    assert names == ["progress_0000.png", "progress_0004.png", "progress_0006.png"]

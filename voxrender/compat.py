@@ -296,6 +296,28 @@ def uninstall() -> None:
 
 
 _USAGE = "usage: python -m voxrender.compat [--force] SCRIPT.py [ARGS ...]"
+_HELP = (
+    _USAGE
+    + """
+
+Run an unmodified PyTorch3D script on voxrender: its imports of pytorch3d, pytorch3d.renderer,
+pytorch3d.structures, pytorch3d.transforms (and the volume-rendering submodules) get
+voxrender's classes. SCRIPT.py runs as __main__ with sys.argv = [SCRIPT.py, ARGS ...] and its
+folder first on sys.path, as `python SCRIPT.py ARGS ...` would run it. A name voxrender does
+not provide (e.g. MeshRenderer) fails with an ImportError saying so.
+
+arguments:
+  SCRIPT.py   the PyTorch3D script to run
+  ARGS        passed to the script unchanged (its own flags, even -h)
+
+options:
+  -h, --help  show this help and exit
+  --force     route pytorch3d imports to voxrender even where a real PyTorch3D is importable
+              (by default that is refused, so as never to hide a real install)
+
+The list of provided names: voxrender.compat.PROVIDED. From Python: voxrender.compat.install().
+"""
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -306,15 +328,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``SystemExit`` it raises propagates, other exceptions too, with their traceback).
 
     Returns:
-        0 when the script finishes, 2 on a usage error (one line on stderr).
+        0 when the script finishes (or after ``--help``), 2 on a usage error (one line on
+        stderr).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     force = False
     if args and args[0] == "--force":
         force, args = True, args[1:]
-    if not args or args[0] in ("-h", "--help"):
-        print(_USAGE, file=sys.stderr if not args else sys.stdout)
-        return 2 if not args else 0
+    if args and args[0] in ("-h", "--help"):
+        print(_HELP, end="")
+        return 0
+    if not args:
+        print(_USAGE, file=sys.stderr)
+        print(
+            "voxrender.compat: error: expected a script to run (--help explains)", file=sys.stderr
+        )
+        return 2
+    if args[0].startswith("-"):
+        print(
+            f"voxrender.compat: error: unknown option {args[0]} (only --force and --help come "
+            "before the script)",
+            file=sys.stderr,
+        )
+        return 2
     script = args[0]
     if not os.path.isfile(script):
         print(f"voxrender.compat: error: script not found: {script}", file=sys.stderr)
@@ -322,8 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     was_installed = installed()
     try:
         install(force=force)
-    except PyTorch3DShadowError as e:
-        print(f"voxrender.compat: error: {e}", file=sys.stderr)
+    except PyTorch3DShadowError:
+        print(
+            f"voxrender.compat: error: a real PyTorch3D is importable (pytorch3d at "
+            f"{_real_pytorch3d()}); refusing to shadow it. Run the script with python directly "
+            f"to use it, or pass --force (python -m voxrender.compat --force {script} ...) to "
+            "route its pytorch3d imports to voxrender anyway.",
+            file=sys.stderr,
+        )
         return 2
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [script, *args[1:]]
