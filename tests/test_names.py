@@ -461,7 +461,7 @@ BAD = {
     "locator voxel": (
         lambda: vr.VolumeLocator(1, (2, 2, 2), "cpu", voxel_size="big"),
         ValueError,
-        "voxel_size: expected",
+        r"voxel_size has to be either a 3-tuple .* voxel_size: got str 'big'",
     ),
     "validate": (
         lambda: _validate_ray_bundle_variables(

@@ -254,8 +254,8 @@ def check_density_range(value: torch.Tensor, name: str, *, strict: bool = False)
     result at once, which costs one host-device sync. Under ``torch.compile`` nothing is
     checked (no Python side effects inside a graph).
     """
-    if value.numel() == 0 or torch.compiler.is_compiling():
-        return
+    if value.numel() == 0 or torch.compiler.is_compiling() or value.device.type == "meta":
+        return  # nothing to read (meta tensors carry no values)
     if value.device.type != "cuda" or strict:
         with torch.no_grad():
             lo, hi = torch.aminmax(value.detach())

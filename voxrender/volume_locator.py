@@ -177,10 +177,10 @@ class VolumeLocator:
         batch, dtype, device = len(v), v.densities().dtype, v.device
         params = {}
         for name, value in (("voxel_size", voxel_size), ("volume_translation", volume_translation)):
-            try:
-                params[name] = _as_xyz_param(value, name, batch, dtype, device, False)
-            except TypeError as e:  # PyTorch3D refuses every malformed form with ValueError
-                raise ValueError(str(e)) from None
+            # malformed forms raise ValueError (ArgumentTypeError: also a TypeError), as PyTorch3D
+            params[name] = _as_xyz_param(
+                value, name, batch, dtype, device, voxel_size=name == "voxel_size"
+            )
         v._set_state(
             densities=v.densities(),
             features=v.features(),
