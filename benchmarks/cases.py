@@ -195,6 +195,7 @@ class Case:
     inputs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self) -> Any:
+        """Run the case once."""
         return self.fn()
 
     @property
@@ -439,7 +440,7 @@ def _compile(fn: Callable, compile_backend: str) -> Callable:
     return torch.compile(fn, backend=compile_backend)
 
 
-def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):
+def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):  # noqa: C901  (a table of builders: next commit)
     """The body (un-synchronised callable) and inputs of one case."""
     if backend in FORCED_BACKENDS and component not in ("render_fwd", "fit_step"):
         raise CaseUnavailable(

@@ -1,5 +1,6 @@
-"""The base of all cameras (batch handling, per-camera fields, extrinsics, generic projections)
-and the NDC <-> screen (pixel) maps every camera uses.
+"""The base of all cameras and the NDC <-> screen (pixel) maps every camera uses.
+
+The base: batch handling, per-camera fields, extrinsics, generic projections.
 
 Subclasses (:mod:`voxrender.cameras_fov`, :mod:`voxrender.cameras_focal`) add the projection;
 see :mod:`voxrender.cameras` for the coordinate systems.
@@ -231,17 +232,21 @@ class CamerasBase:
         return self
 
     def cpu(self) -> CamerasBase:
+        """``self.to("cpu")``."""
         return self.to("cpu")
 
     def cuda(self) -> CamerasBase:
+        """``self.to("cuda")``."""
         return self.to("cuda")
 
     # ------------------------------------------------------------------ queries
 
     def is_perspective(self) -> bool:
+        """Whether the projection is perspective (else orthographic)."""
         raise NotImplementedError(f"{type(self).__name__} must implement is_perspective")
 
     def in_ndc(self) -> bool:
+        """Whether the cameras are defined in NDC (else in screen space)."""
         raise NotImplementedError(f"{type(self).__name__} must implement in_ndc")
 
     def get_znear(self) -> torch.Tensor | None:
@@ -344,8 +349,10 @@ class CamerasBase:
         return to_screen.transform_points(points_ndc, eps=eps)
 
     def _check_xy_depth(self, xy_depth: torch.Tensor) -> torch.Tensor:
-        """Shape, device and batch of an ``unproject_points`` input; integer input is cast to
-        the cameras' dtype (another float dtype promotes in the computation)."""
+        """Shape, device and batch of an ``unproject_points`` input.
+
+        Integer input is cast to the cameras' dtype (another float dtype promotes in the computation).
+        """
         if not isinstance(xy_depth, torch.Tensor):
             raise ArgumentTypeError(
                 f"xy_depth: expected a tensor of shape (P, 3) or (N, P, 3), got {describe(xy_depth)}"

@@ -84,9 +84,12 @@ def _focal_projection(
 
 
 def _check_invertible(projection: Transform3d) -> None:
-    """A zero focal length makes the projection singular: PyTorch3D's unprojection fails in
+    """Refuse a zero focal length, which makes the projection singular.
+
+    PyTorch3D's unprojection fails in
     ``torch.inverse``; here :class:`SingularTransformError` (a ``ValueError`` and
-    ``torch.linalg.LinAlgError``), where readable without a host sync."""
+    ``torch.linalg.LinAlgError``), where readable without a host sync.
+    """
     matrix = projection.get_matrix()
     diagonal = _host_values(matrix, matrix[:, [0, 1], [0, 1]])
     if diagonal is not None and not bool((matrix[:, [0, 1], [0, 1]] != 0).all()):
@@ -258,6 +261,7 @@ class PerspectiveCameras(_FocalCameras):
     """
 
     def is_perspective(self) -> bool:
+        """True: a perspective projection."""
         return True
 
 
@@ -272,4 +276,5 @@ class OrthographicCameras(_FocalCameras):
     _ORTHOGRAPHIC = True
 
     def is_perspective(self) -> bool:
+        """False: an orthographic projection."""
         return False

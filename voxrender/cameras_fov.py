@@ -41,8 +41,9 @@ __all__ = [
 
 
 class _NDCCameras(CamerasBase):
-    """Shared shell of the cameras defined in NDC (:class:`FoVPerspectiveCameras` and
-    :class:`FoVOrthographicCameras`): ``in_ndc`` and ``unproject_points``.
+    """Shared shell of the cameras defined in NDC: ``in_ndc`` and ``unproject_points``.
+
+    The cameras: :class:`FoVPerspectiveCameras` and :class:`FoVOrthographicCameras`.
 
     A subclass sets ``_ndc_depth`` (view depth -> NDC ``z`` from the projection matrix's entries
     ``[2, 2]`` and ``[3, 2]``) and ``_CHECK_UNPROJECT_FLAGS`` (whether ``world_coordinates`` and
@@ -202,6 +203,7 @@ class FoVPerspectiveCameras(_NDCCameras):
         return tuple(fields)
 
     def is_perspective(self) -> bool:
+        """True: a perspective projection."""
         return True
 
     @staticmethod
@@ -399,6 +401,7 @@ class FoVOrthographicCameras(_NDCCameras):
         return tuple(fields)
 
     def is_perspective(self) -> bool:
+        """False: an orthographic projection."""
         return False
 
     @staticmethod

@@ -99,8 +99,11 @@ def _normalize(v: torch.Tensor) -> torch.Tensor:
 
 
 def _check_distinct(position: torch.Tensor, at: torch.Tensor, name: str) -> None:
-    """Refuse a camera at the point it looks at (no viewing direction; PyTorch3D returns a
-    matrix that is not a rotation), where readable without a host sync (CPU, not compiling)."""
+    """Refuse a camera at the point it looks at.
+
+    It has no viewing direction (PyTorch3D returns a matrix that is not a rotation). Checked
+    where readable without a host sync (CPU, not compiling).
+    """
     if position.device.type != "cpu" or torch.compiler.is_compiling():
         return
     with torch.no_grad():
