@@ -47,12 +47,16 @@ voxels per side, ``C = 1 + C_f`` volume channels.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+
+from reference.backends import Backend, get_backend
+from reference.model import INIT_LOG_COLOR, INIT_LOG_DENSITY, fit_errors, huber
 
 from .baseline import (
     BaselineEmissionAbsorptionRaymarcher,
@@ -160,9 +164,7 @@ FORCED_BACKENDS = {
 }
 DEFAULT_BACKENDS = ("voxrender", "voxrender-compiled", "baseline", "pytorch3d")
 
-# The tutorial's initial logits and learning rate.
-INIT_LOG_DENSITY = -4.0
-INIT_LOG_COLOR = 0.0
+# The tutorial's learning rate (its initial logits: reference.model).
 LEARNING_RATE = 0.1
 
 
@@ -216,14 +218,34 @@ class Case:
 
 @dataclass(frozen=True)
 class _Library:
-    """The pieces one backend renders with, behind one interface."""
+    """The pieces one backend renders with, behind one interface.
 
-    cameras: Callable  # (R, T, device) -> cameras
-    raysampler: Callable  # (config) -> raysampler module
-    volumes: Callable  # (densities (B, 1, V^3), features (B, C_f, V^3), voxel_size) -> Volumes
+    ``classes`` is the fitting tool's :class:`reference.backends.Backend` (the same names from
+    one library); ``sample`` samples volumes at ray points, which no class of it does alone.
+    """
+
+    classes: Backend
     sample: Callable  # (volumes, ray_bundle) -> (rays_densities, rays_features)
-    raymarcher: Callable  # () -> raymarcher module
-    renderer: Callable  # (raysampler) -> VolumeRenderer-like module
+
+    def cameras(self, R: torch.Tensor, T: torch.Tensor, device) -> Any:
+        """``FoVPerspectiveCameras(R=R, T=T, device=device)``."""
+        return self.classes.FoVPerspectiveCameras(R=R, T=T, device=device)
+
+    def raysampler(self, config: Config) -> Any:
+        """The config's full-image ``NDCMultinomialRaysampler``."""
+        return _ndc_raysampler(self.classes.NDCMultinomialRaysampler, config)
+
+    def volumes(self, densities: torch.Tensor, features: torch.Tensor, voxel_size: float) -> Any:
+        """``Volumes`` of ``densities (B, 1, V^3)`` and ``features (B, C_f, V^3)``."""
+        return self.classes.Volumes(densities=densities, features=features, voxel_size=voxel_size)
+
+    def raymarcher(self) -> Any:
+        """An ``EmissionAbsorptionRaymarcher``."""
+        return self.classes.EmissionAbsorptionRaymarcher()
+
+    def renderer(self, raysampler) -> Any:
+        """A ``VolumeRenderer`` of ``raysampler`` and an emission-absorption raymarcher."""
+        return self.classes.VolumeRenderer(raysampler=raysampler, raymarcher=self.raymarcher())
 
 
 def _ndc_raysampler(cls, config: Config):
@@ -239,17 +261,11 @@ def _ndc_raysampler(cls, config: Config):
 def _voxrender_library(render_backend: str | None = None) -> _Library:
     import voxrender as v
 
-    forced = {} if render_backend is None else {"backend": render_backend}
-    return _Library(
-        cameras=lambda R, T, device: v.FoVPerspectiveCameras(R=R, T=T, device=device),
-        raysampler=lambda config: _ndc_raysampler(v.NDCMultinomialRaysampler, config),
-        volumes=lambda d, f, size: v.Volumes(densities=d, features=f, voxel_size=size),
-        sample=lambda volumes, bundle: v.VolumeSampler(volumes)(bundle),
-        raymarcher=v.EmissionAbsorptionRaymarcher,
-        renderer=lambda rs: v.VolumeRenderer(
-            raysampler=rs, raymarcher=v.EmissionAbsorptionRaymarcher(), **forced
-        ),
-    )
+    classes = get_backend("voxrender")
+    if render_backend is not None:
+        forced = functools.partial(v.VolumeRenderer, backend=render_backend)
+        classes = replace(classes, VolumeRenderer=forced)
+    return _Library(classes, sample=lambda volumes, bundle: v.VolumeSampler(volumes)(bundle))
 
 
 def renderer_backend_support() -> str | None:
@@ -264,16 +280,20 @@ def renderer_backend_support() -> str | None:
 
 
 def _baseline_library(variant: str) -> _Library:
-    vox = _voxrender_library()
+    def renderer(raysampler, raymarcher):  # the baseline brings its own raymarcher
+        return BaselineVolumeRenderer(raysampler, variant=variant)
+
+    classes = replace(
+        get_backend("voxrender"),
+        name=f"baseline-{variant}",
+        EmissionAbsorptionRaymarcher=BaselineEmissionAbsorptionRaymarcher,
+        VolumeRenderer=renderer,
+    )
     return _Library(
-        cameras=vox.cameras,
-        raysampler=vox.raysampler,
-        volumes=vox.volumes,
+        classes,
         sample=lambda volumes, bundle: baseline_sample_volumes(
             volumes, bundle.origins, bundle.directions, bundle.lengths, variant=variant
         ),
-        raymarcher=BaselineEmissionAbsorptionRaymarcher,
-        renderer=lambda rs: BaselineVolumeRenderer(rs, variant=variant),
     )
 
 
@@ -296,16 +316,9 @@ def _import_pytorch3d():
 
 
 def _pytorch3d_library() -> _Library:
-    p3r, p3s, VolumeSampler = _import_pytorch3d()
+    _, _, VolumeSampler = _import_pytorch3d()  # on sys.path from here on: get_backend finds it
     return _Library(
-        cameras=lambda R, T, device: p3r.FoVPerspectiveCameras(R=R, T=T, device=device),
-        raysampler=lambda config: _ndc_raysampler(p3r.NDCMultinomialRaysampler, config),
-        volumes=lambda d, f, size: p3s.Volumes(densities=d, features=f, voxel_size=size),
-        sample=lambda volumes, bundle: VolumeSampler(volumes)(bundle),
-        raymarcher=p3r.EmissionAbsorptionRaymarcher,
-        renderer=lambda rs: p3r.VolumeRenderer(
-            raysampler=rs, raymarcher=p3r.EmissionAbsorptionRaymarcher()
-        ),
+        get_backend("pytorch3d"), sample=lambda volumes, bundle: VolumeSampler(volumes)(bundle)
     )
 
 
@@ -346,12 +359,6 @@ def _library(backend: str) -> _Library:
 # --------------------------------------------------------------------------------------------
 
 
-def huber(x: torch.Tensor, y: torch.Tensor, scaling: float = 0.1) -> torch.Tensor:
-    """The tutorial's smooth-L1 error, elementwise: ``(sqrt(max(1 + (x-y)^2/s^2, 1e-4)) - 1) * s``."""
-    diff_sq = (x - y) ** 2
-    return ((1 + diff_sq / scaling**2).clamp(1e-4).sqrt() - 1) * scaling
-
-
 class TutorialModel(torch.nn.Module):
     """The tutorial's volume model: ``V^3`` density and colour logits rendered by a renderer.
 
@@ -385,14 +392,6 @@ class TutorialModel(torch.nn.Module):
             self._voxel_size,
         )
         return self.renderer(cameras=cameras, volumes=volumes)[0]
-
-
-def _fit_loss(rendered: torch.Tensor, images: torch.Tensor, silhouettes: torch.Tensor):
-    """The tutorial's loss: mean |huber| colour error + mean |huber| silhouette error."""
-    rgb, alpha = rendered.split([rendered.shape[-1] - 1, 1], dim=-1)
-    sil_err = huber(alpha[..., 0], silhouettes).abs().mean()
-    color_err = huber(rgb, images).abs().mean()
-    return color_err + sil_err
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,7 +549,8 @@ def _build(config: Config, backend: str, component: str, device, dtype, compile_
         inputs.update(model=model, optimizer=optimizer, images=images, silhouettes=silhouettes)
 
         def loss_fn():
-            return _fit_loss(model(cameras), images, silhouettes)
+            color_err, sil_err = fit_errors(model(cameras), images, silhouettes)
+            return color_err + sil_err
 
         forward = _compile(loss_fn, compile_backend) if compiled else loss_fn
 
