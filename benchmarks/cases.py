@@ -439,7 +439,163 @@ def _compile(fn: Callable, compile_backend: str) -> Callable:
     return torch.compile(fn, backend=compile_backend)
 
 
-def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):  # noqa: C901  (a table of builders: next commit)
+@dataclass
+class _Setup:
+    """What every component's builder starts from: the library, cameras, raysampler, inputs."""
+
+    config: Config
+    backend: str
+    lib: _Library
+    device: torch.device
+    dtype: torch.dtype
+    gen: torch.Generator  # draws every random input, in the order the builders ask
+    cameras: Any
+    raysampler: Any
+    inputs: dict[str, Any]
+    compile: Callable[[Callable], Callable]  # torch.compile for -compiled backends, else as is
+
+    @property
+    def batch(self) -> int:
+        """``B``."""
+        return self.config.batch
+
+    @property
+    def voxel_size(self) -> float:
+        """``extent / V``."""
+        return self.config.extent / self.config.volume_size
+
+    def like(self, shape, scale: float = 1.0) -> torch.Tensor:
+        """Uniform ``[0, scale)`` values of ``shape`` from :attr:`gen`."""
+        return _like(shape, self.gen, self.device, self.dtype, scale=scale)
+
+    def expanded_volumes(self, d: torch.Tensor, f: torch.Tensor) -> Any:
+        """``Volumes`` of ``d (1, V^3)``, ``f (C_f, V^3)`` expanded across the batch."""
+        b = self.batch
+        return self.lib.volumes(
+            d[None].expand(b, *d.shape), f[None].expand(b, *f.shape), self.voxel_size
+        )
+
+
+def _no_grad(fn: Callable) -> Callable:
+    def body():
+        with torch.no_grad():
+            return fn()
+
+    return body
+
+
+def _raysampling(s: _Setup) -> Callable:
+    if s.backend.startswith("baseline"):
+        raise CaseUnavailable("the baseline uses voxrender's raysampler (see 'voxrender')")
+    return lambda: s.raysampler(cameras=s.cameras)
+
+
+def _grid_sampler(s: _Setup) -> tuple[Callable, torch.Tensor, torch.Tensor]:
+    d, f = _volume_tensors(s.config, s.device, s.dtype, s.gen)
+    bundle = s.raysampler(cameras=s.cameras)
+    s.inputs.update(densities=d, features=f, ray_bundle=bundle)
+    return (lambda: s.lib.sample(s.expanded_volumes(d, f), bundle)), d, f
+
+
+def _grid_sampling_fwd(s: _Setup) -> Callable:
+    return s.compile(_no_grad(_grid_sampler(s)[0]))
+
+
+def _grid_sampling_fwd_bwd(s: _Setup) -> Callable:
+    sample, d, f = _grid_sampler(s)
+    d.requires_grad_(True)
+    f.requires_grad_(True)
+    point_shape = (s.batch, s.config.image_size, s.config.image_size, s.config.n_pts_per_ray)
+    cot_d = s.like((*point_shape, 1))
+    cot_f = s.like((*point_shape, s.config.feature_channels))
+    s.inputs.update(cotangents=(cot_d, cot_f))
+    forward = s.compile(sample)
+
+    def body():
+        d.grad = f.grad = None
+        out = forward()
+        torch.autograd.backward(out, (cot_d, cot_f))
+        return d.grad, f.grad
+
+    return body
+
+
+def _marcher(s: _Setup) -> tuple[Callable, tuple, torch.Tensor, torch.Tensor]:
+    ray_shape = (s.batch, s.config.image_size, s.config.image_size, s.config.n_pts_per_ray)
+    rd = s.like((*ray_shape, 1), scale=0.1)
+    rf = s.like((*ray_shape, s.config.feature_channels))
+    raymarcher = s.lib.raymarcher()
+    s.inputs.update(rays_densities=rd, rays_features=rf)
+    return (lambda: raymarcher(rays_densities=rd, rays_features=rf)), ray_shape, rd, rf
+
+
+def _raymarching_fwd(s: _Setup) -> Callable:
+    return s.compile(_no_grad(_marcher(s)[0]))
+
+
+def _raymarching_fwd_bwd(s: _Setup) -> Callable:
+    march, ray_shape, rd, rf = _marcher(s)
+    rd.requires_grad_(True)
+    rf.requires_grad_(True)
+    cot = s.like((*ray_shape[:-1], s.config.channels))
+    s.inputs.update(cotangents=(cot,))
+    forward = s.compile(march)
+
+    def body():
+        rd.grad = rf.grad = None
+        forward().backward(cot)
+        return rd.grad, rf.grad
+
+    return body
+
+
+def _render_fwd(s: _Setup) -> Callable:
+    d, f = _volume_tensors(s.config, s.device, s.dtype, s.gen)
+    renderer = s.lib.renderer(s.raysampler)
+    s.inputs.update(densities=d, features=f, renderer=renderer)
+    return s.compile(
+        _no_grad(lambda: renderer(cameras=s.cameras, volumes=s.expanded_volumes(d, f))[0])
+    )
+
+
+def _fit_step(s: _Setup) -> Callable:
+    config = s.config
+    model = TutorialModel(s.lib.renderer(s.raysampler), s.lib.volumes, config, s.device, s.dtype)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    images = s.like((s.batch, config.image_size, config.image_size, 3))
+    silhouettes = (s.like((s.batch, config.image_size, config.image_size)) > 0.5).to(s.dtype)
+    s.inputs.update(model=model, optimizer=optimizer, images=images, silhouettes=silhouettes)
+
+    def loss_fn():
+        color_err, sil_err = fit_errors(model(s.cameras), images, silhouettes)
+        return color_err + sil_err
+
+    forward = s.compile(loss_fn)
+
+    def body():
+        optimizer.zero_grad(set_to_none=True)
+        loss = forward()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return body
+
+
+# One builder per component: it draws the inputs (into ``inputs``) and returns the body. A
+# ``_fwd`` body runs under no_grad and is compiled whole; a backward's forward alone is compiled.
+_BUILDERS: dict[str, Callable[[_Setup], Callable]] = {
+    "raysampling": lambda s: s.compile(_raysampling(s)),
+    "grid_sampling_fwd": _grid_sampling_fwd,
+    "grid_sampling_fwd_bwd": _grid_sampling_fwd_bwd,
+    "raymarching_fwd": _raymarching_fwd,
+    "raymarching_fwd_bwd": _raymarching_fwd_bwd,
+    "render_fwd": _render_fwd,
+    "fit_step": _fit_step,
+}
+
+
+def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):
     """The body (un-synchronised callable) and inputs of one case."""
     if backend in FORCED_BACKENDS and component not in ("render_fwd", "fit_step"):
         raise CaseUnavailable(
@@ -453,117 +609,19 @@ def _build(config: Config, backend: str, component: str, device, dtype, compile_
     raysampler = lib.raysampler(config)
     if hasattr(raysampler, "to"):
         raysampler = raysampler.to(device)
-    inputs: dict[str, Any] = {"cameras": cameras, "raysampler": raysampler}
-    batch, voxel_size = config.batch, config.extent / config.volume_size
-
-    if component == "raysampling":
-        if backend.startswith("baseline"):
-            raise CaseUnavailable("the baseline uses voxrender's raysampler (see 'voxrender')")
-
-        def body():
-            return raysampler(cameras=cameras)
-
-    elif component.startswith("grid_sampling"):
-        d, f = _volume_tensors(config, device, dtype, gen)
-        bundle = raysampler(cameras=cameras)
-        inputs.update(densities=d, features=f, ray_bundle=bundle)
-
-        def sample():
-            volumes = lib.volumes(
-                d[None].expand(batch, *d.shape), f[None].expand(batch, *f.shape), voxel_size
-            )
-            return lib.sample(volumes, bundle)
-
-        if component.endswith("_fwd"):
-
-            def body():
-                with torch.no_grad():
-                    return sample()
-
-        else:
-            d.requires_grad_(True)
-            f.requires_grad_(True)
-            point_shape = (batch, config.image_size, config.image_size, config.n_pts_per_ray)
-            cot_d = _like((*point_shape, 1), gen, device, dtype)
-            cot_f = _like((*point_shape, config.feature_channels), gen, device, dtype)
-            inputs.update(cotangents=(cot_d, cot_f))
-            forward = _compile(sample, compile_backend) if compiled else sample
-
-            def body():
-                d.grad = f.grad = None
-                out = forward()
-                torch.autograd.backward(out, (cot_d, cot_f))
-                return d.grad, f.grad
-
-            return body, inputs
-
-    elif component.startswith("raymarching"):
-        ray_shape = (batch, config.image_size, config.image_size, config.n_pts_per_ray)
-        rd = _like((*ray_shape, 1), gen, device, dtype, scale=0.1)
-        rf = _like((*ray_shape, config.feature_channels), gen, device, dtype)
-        raymarcher = lib.raymarcher()
-        inputs.update(rays_densities=rd, rays_features=rf)
-
-        def march():
-            return raymarcher(rays_densities=rd, rays_features=rf)
-
-        if component.endswith("_fwd"):
-
-            def body():
-                with torch.no_grad():
-                    return march()
-
-        else:
-            rd.requires_grad_(True)
-            rf.requires_grad_(True)
-            cot = _like((*ray_shape[:-1], config.channels), gen, device, dtype)
-            inputs.update(cotangents=(cot,))
-            forward = _compile(march, compile_backend) if compiled else march
-
-            def body():
-                rd.grad = rf.grad = None
-                forward().backward(cot)
-                return rd.grad, rf.grad
-
-            return body, inputs
-
-    elif component == "render_fwd":
-        d, f = _volume_tensors(config, device, dtype, gen)
-        renderer = lib.renderer(raysampler)
-        inputs.update(densities=d, features=f, renderer=renderer)
-
-        def body():
-            with torch.no_grad():
-                volumes = lib.volumes(
-                    d[None].expand(batch, *d.shape), f[None].expand(batch, *f.shape), voxel_size
-                )
-                return renderer(cameras=cameras, volumes=volumes)[0]
-
-    else:  # fit_step
-        model = TutorialModel(lib.renderer(raysampler), lib.volumes, config, device, dtype)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        images = _like((batch, config.image_size, config.image_size, 3), gen, device, dtype)
-        silhouettes = (
-            _like((batch, config.image_size, config.image_size), gen, device, dtype) > 0.5
-        ).to(dtype)
-        inputs.update(model=model, optimizer=optimizer, images=images, silhouettes=silhouettes)
-
-        def loss_fn():
-            color_err, sil_err = fit_errors(model(cameras), images, silhouettes)
-            return color_err + sil_err
-
-        forward = _compile(loss_fn, compile_backend) if compiled else loss_fn
-
-        def body():
-            optimizer.zero_grad(set_to_none=True)
-            loss = forward()
-            loss.backward()
-            optimizer.step()
-            return loss.detach()
-
-        return body, inputs
-
-    return (_compile(body, compile_backend) if compiled else body), inputs
+    setup = _Setup(
+        config=config,
+        backend=backend,
+        lib=lib,
+        device=device,
+        dtype=dtype,
+        gen=gen,
+        cameras=cameras,
+        raysampler=raysampler,
+        inputs={"cameras": cameras, "raysampler": raysampler},
+        compile=(lambda fn: _compile(fn, compile_backend)) if compiled else (lambda fn: fn),
+    )
+    return _BUILDERS[component](setup), setup.inputs
 
 
 def make_case(
