@@ -47,12 +47,16 @@ voxels per side, ``C = 1 + C_f`` volume channels.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+
+from reference.backends import Backend, get_backend
+from reference.model import INIT_LOG_COLOR, INIT_LOG_DENSITY, fit_errors, huber
 
 from .baseline import (
     BaselineEmissionAbsorptionRaymarcher,
@@ -160,9 +164,7 @@ FORCED_BACKENDS = {
 }
 DEFAULT_BACKENDS = ("voxrender", "voxrender-compiled", "baseline", "pytorch3d")
 
-# The tutorial's initial logits and learning rate.
-INIT_LOG_DENSITY = -4.0
-INIT_LOG_COLOR = 0.0
+# The tutorial's learning rate (its initial logits: reference.model).
 LEARNING_RATE = 0.1
 
 
@@ -195,6 +197,7 @@ class Case:
     inputs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self) -> Any:
+        """Run the case once."""
         return self.fn()
 
     @property
@@ -215,14 +218,34 @@ class Case:
 
 @dataclass(frozen=True)
 class _Library:
-    """The pieces one backend renders with, behind one interface."""
+    """The pieces one backend renders with, behind one interface.
 
-    cameras: Callable  # (R, T, device) -> cameras
-    raysampler: Callable  # (config) -> raysampler module
-    volumes: Callable  # (densities (B, 1, V^3), features (B, C_f, V^3), voxel_size) -> Volumes
+    ``classes`` is the fitting tool's :class:`reference.backends.Backend` (the same names from
+    one library); ``sample`` samples volumes at ray points, which no class of it does alone.
+    """
+
+    classes: Backend
     sample: Callable  # (volumes, ray_bundle) -> (rays_densities, rays_features)
-    raymarcher: Callable  # () -> raymarcher module
-    renderer: Callable  # (raysampler) -> VolumeRenderer-like module
+
+    def cameras(self, R: torch.Tensor, T: torch.Tensor, device) -> Any:
+        """``FoVPerspectiveCameras(R=R, T=T, device=device)``."""
+        return self.classes.FoVPerspectiveCameras(R=R, T=T, device=device)
+
+    def raysampler(self, config: Config) -> Any:
+        """The config's full-image ``NDCMultinomialRaysampler``."""
+        return _ndc_raysampler(self.classes.NDCMultinomialRaysampler, config)
+
+    def volumes(self, densities: torch.Tensor, features: torch.Tensor, voxel_size: float) -> Any:
+        """``Volumes`` of ``densities (B, 1, V^3)`` and ``features (B, C_f, V^3)``."""
+        return self.classes.Volumes(densities=densities, features=features, voxel_size=voxel_size)
+
+    def raymarcher(self) -> Any:
+        """An ``EmissionAbsorptionRaymarcher``."""
+        return self.classes.EmissionAbsorptionRaymarcher()
+
+    def renderer(self, raysampler) -> Any:
+        """A ``VolumeRenderer`` of ``raysampler`` and an emission-absorption raymarcher."""
+        return self.classes.VolumeRenderer(raysampler=raysampler, raymarcher=self.raymarcher())
 
 
 def _ndc_raysampler(cls, config: Config):
@@ -238,17 +261,11 @@ def _ndc_raysampler(cls, config: Config):
 def _voxrender_library(render_backend: str | None = None) -> _Library:
     import voxrender as v
 
-    forced = {} if render_backend is None else {"backend": render_backend}
-    return _Library(
-        cameras=lambda R, T, device: v.FoVPerspectiveCameras(R=R, T=T, device=device),
-        raysampler=lambda config: _ndc_raysampler(v.NDCMultinomialRaysampler, config),
-        volumes=lambda d, f, size: v.Volumes(densities=d, features=f, voxel_size=size),
-        sample=lambda volumes, bundle: v.VolumeSampler(volumes)(bundle),
-        raymarcher=v.EmissionAbsorptionRaymarcher,
-        renderer=lambda rs: v.VolumeRenderer(
-            raysampler=rs, raymarcher=v.EmissionAbsorptionRaymarcher(), **forced
-        ),
-    )
+    classes = get_backend("voxrender")
+    if render_backend is not None:
+        forced = functools.partial(v.VolumeRenderer, backend=render_backend)
+        classes = replace(classes, VolumeRenderer=forced)
+    return _Library(classes, sample=lambda volumes, bundle: v.VolumeSampler(volumes)(bundle))
 
 
 def renderer_backend_support() -> str | None:
@@ -263,16 +280,20 @@ def renderer_backend_support() -> str | None:
 
 
 def _baseline_library(variant: str) -> _Library:
-    vox = _voxrender_library()
+    def renderer(raysampler, raymarcher):  # the baseline brings its own raymarcher
+        return BaselineVolumeRenderer(raysampler, variant=variant)
+
+    classes = replace(
+        get_backend("voxrender"),
+        name=f"baseline-{variant}",
+        EmissionAbsorptionRaymarcher=BaselineEmissionAbsorptionRaymarcher,
+        VolumeRenderer=renderer,
+    )
     return _Library(
-        cameras=vox.cameras,
-        raysampler=vox.raysampler,
-        volumes=vox.volumes,
+        classes,
         sample=lambda volumes, bundle: baseline_sample_volumes(
             volumes, bundle.origins, bundle.directions, bundle.lengths, variant=variant
         ),
-        raymarcher=BaselineEmissionAbsorptionRaymarcher,
-        renderer=lambda rs: BaselineVolumeRenderer(rs, variant=variant),
     )
 
 
@@ -295,16 +316,9 @@ def _import_pytorch3d():
 
 
 def _pytorch3d_library() -> _Library:
-    p3r, p3s, VolumeSampler = _import_pytorch3d()
+    _, _, VolumeSampler = _import_pytorch3d()  # on sys.path from here on: get_backend finds it
     return _Library(
-        cameras=lambda R, T, device: p3r.FoVPerspectiveCameras(R=R, T=T, device=device),
-        raysampler=lambda config: _ndc_raysampler(p3r.NDCMultinomialRaysampler, config),
-        volumes=lambda d, f, size: p3s.Volumes(densities=d, features=f, voxel_size=size),
-        sample=lambda volumes, bundle: VolumeSampler(volumes)(bundle),
-        raymarcher=p3r.EmissionAbsorptionRaymarcher,
-        renderer=lambda rs: p3r.VolumeRenderer(
-            raysampler=rs, raymarcher=p3r.EmissionAbsorptionRaymarcher()
-        ),
+        get_backend("pytorch3d"), sample=lambda volumes, bundle: VolumeSampler(volumes)(bundle)
     )
 
 
@@ -345,12 +359,6 @@ def _library(backend: str) -> _Library:
 # --------------------------------------------------------------------------------------------
 
 
-def huber(x: torch.Tensor, y: torch.Tensor, scaling: float = 0.1) -> torch.Tensor:
-    """The tutorial's smooth-L1 error, elementwise: ``(sqrt(max(1 + (x-y)^2/s^2, 1e-4)) - 1) * s``."""
-    diff_sq = (x - y) ** 2
-    return ((1 + diff_sq / scaling**2).clamp(1e-4).sqrt() - 1) * scaling
-
-
 class TutorialModel(torch.nn.Module):
     """The tutorial's volume model: ``V^3`` density and colour logits rendered by a renderer.
 
@@ -384,14 +392,6 @@ class TutorialModel(torch.nn.Module):
             self._voxel_size,
         )
         return self.renderer(cameras=cameras, volumes=volumes)[0]
-
-
-def _fit_loss(rendered: torch.Tensor, images: torch.Tensor, silhouettes: torch.Tensor):
-    """The tutorial's loss: mean |huber| colour error + mean |huber| silhouette error."""
-    rgb, alpha = rendered.split([rendered.shape[-1] - 1, 1], dim=-1)
-    sil_err = huber(alpha[..., 0], silhouettes).abs().mean()
-    color_err = huber(rgb, images).abs().mean()
-    return color_err + sil_err
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,6 +439,162 @@ def _compile(fn: Callable, compile_backend: str) -> Callable:
     return torch.compile(fn, backend=compile_backend)
 
 
+@dataclass
+class _Setup:
+    """What every component's builder starts from: the library, cameras, raysampler, inputs."""
+
+    config: Config
+    backend: str
+    lib: _Library
+    device: torch.device
+    dtype: torch.dtype
+    gen: torch.Generator  # draws every random input, in the order the builders ask
+    cameras: Any
+    raysampler: Any
+    inputs: dict[str, Any]
+    compile: Callable[[Callable], Callable]  # torch.compile for -compiled backends, else as is
+
+    @property
+    def batch(self) -> int:
+        """``B``."""
+        return self.config.batch
+
+    @property
+    def voxel_size(self) -> float:
+        """``extent / V``."""
+        return self.config.extent / self.config.volume_size
+
+    def like(self, shape, scale: float = 1.0) -> torch.Tensor:
+        """Uniform ``[0, scale)`` values of ``shape`` from :attr:`gen`."""
+        return _like(shape, self.gen, self.device, self.dtype, scale=scale)
+
+    def expanded_volumes(self, d: torch.Tensor, f: torch.Tensor) -> Any:
+        """``Volumes`` of ``d (1, V^3)``, ``f (C_f, V^3)`` expanded across the batch."""
+        b = self.batch
+        return self.lib.volumes(
+            d[None].expand(b, *d.shape), f[None].expand(b, *f.shape), self.voxel_size
+        )
+
+
+def _no_grad(fn: Callable) -> Callable:
+    def body():
+        with torch.no_grad():
+            return fn()
+
+    return body
+
+
+def _raysampling(s: _Setup) -> Callable:
+    if s.backend.startswith("baseline"):
+        raise CaseUnavailable("the baseline uses voxrender's raysampler (see 'voxrender')")
+    return lambda: s.raysampler(cameras=s.cameras)
+
+
+def _grid_sampler(s: _Setup) -> tuple[Callable, torch.Tensor, torch.Tensor]:
+    d, f = _volume_tensors(s.config, s.device, s.dtype, s.gen)
+    bundle = s.raysampler(cameras=s.cameras)
+    s.inputs.update(densities=d, features=f, ray_bundle=bundle)
+    return (lambda: s.lib.sample(s.expanded_volumes(d, f), bundle)), d, f
+
+
+def _grid_sampling_fwd(s: _Setup) -> Callable:
+    return s.compile(_no_grad(_grid_sampler(s)[0]))
+
+
+def _grid_sampling_fwd_bwd(s: _Setup) -> Callable:
+    sample, d, f = _grid_sampler(s)
+    d.requires_grad_(True)
+    f.requires_grad_(True)
+    point_shape = (s.batch, s.config.image_size, s.config.image_size, s.config.n_pts_per_ray)
+    cot_d = s.like((*point_shape, 1))
+    cot_f = s.like((*point_shape, s.config.feature_channels))
+    s.inputs.update(cotangents=(cot_d, cot_f))
+    forward = s.compile(sample)
+
+    def body():
+        d.grad = f.grad = None
+        out = forward()
+        torch.autograd.backward(out, (cot_d, cot_f))
+        return d.grad, f.grad
+
+    return body
+
+
+def _marcher(s: _Setup) -> tuple[Callable, tuple, torch.Tensor, torch.Tensor]:
+    ray_shape = (s.batch, s.config.image_size, s.config.image_size, s.config.n_pts_per_ray)
+    rd = s.like((*ray_shape, 1), scale=0.1)
+    rf = s.like((*ray_shape, s.config.feature_channels))
+    raymarcher = s.lib.raymarcher()
+    s.inputs.update(rays_densities=rd, rays_features=rf)
+    return (lambda: raymarcher(rays_densities=rd, rays_features=rf)), ray_shape, rd, rf
+
+
+def _raymarching_fwd(s: _Setup) -> Callable:
+    return s.compile(_no_grad(_marcher(s)[0]))
+
+
+def _raymarching_fwd_bwd(s: _Setup) -> Callable:
+    march, ray_shape, rd, rf = _marcher(s)
+    rd.requires_grad_(True)
+    rf.requires_grad_(True)
+    cot = s.like((*ray_shape[:-1], s.config.channels))
+    s.inputs.update(cotangents=(cot,))
+    forward = s.compile(march)
+
+    def body():
+        rd.grad = rf.grad = None
+        forward().backward(cot)
+        return rd.grad, rf.grad
+
+    return body
+
+
+def _render_fwd(s: _Setup) -> Callable:
+    d, f = _volume_tensors(s.config, s.device, s.dtype, s.gen)
+    renderer = s.lib.renderer(s.raysampler)
+    s.inputs.update(densities=d, features=f, renderer=renderer)
+    return s.compile(
+        _no_grad(lambda: renderer(cameras=s.cameras, volumes=s.expanded_volumes(d, f))[0])
+    )
+
+
+def _fit_step(s: _Setup) -> Callable:
+    config = s.config
+    model = TutorialModel(s.lib.renderer(s.raysampler), s.lib.volumes, config, s.device, s.dtype)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    images = s.like((s.batch, config.image_size, config.image_size, 3))
+    silhouettes = (s.like((s.batch, config.image_size, config.image_size)) > 0.5).to(s.dtype)
+    s.inputs.update(model=model, optimizer=optimizer, images=images, silhouettes=silhouettes)
+
+    def loss_fn():
+        color_err, sil_err = fit_errors(model(s.cameras), images, silhouettes)
+        return color_err + sil_err
+
+    forward = s.compile(loss_fn)
+
+    def body():
+        optimizer.zero_grad(set_to_none=True)
+        loss = forward()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return body
+
+
+# One builder per component: it draws the inputs (into ``inputs``) and returns the body. A
+# ``_fwd`` body runs under no_grad and is compiled whole; a backward's forward alone is compiled.
+_BUILDERS: dict[str, Callable[[_Setup], Callable]] = {
+    "raysampling": lambda s: s.compile(_raysampling(s)),
+    "grid_sampling_fwd": _grid_sampling_fwd,
+    "grid_sampling_fwd_bwd": _grid_sampling_fwd_bwd,
+    "raymarching_fwd": _raymarching_fwd,
+    "raymarching_fwd_bwd": _raymarching_fwd_bwd,
+    "render_fwd": _render_fwd,
+    "fit_step": _fit_step,
+}
+
+
 def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):
     """The body (un-synchronised callable) and inputs of one case."""
     if backend in FORCED_BACKENDS and component not in ("render_fwd", "fit_step"):
@@ -453,116 +609,19 @@ def _build(config: Config, backend: str, component: str, device, dtype, compile_
     raysampler = lib.raysampler(config)
     if hasattr(raysampler, "to"):
         raysampler = raysampler.to(device)
-    inputs: dict[str, Any] = {"cameras": cameras, "raysampler": raysampler}
-    batch, voxel_size = config.batch, config.extent / config.volume_size
-
-    if component == "raysampling":
-        if backend.startswith("baseline"):
-            raise CaseUnavailable("the baseline uses voxrender's raysampler (see 'voxrender')")
-
-        def body():
-            return raysampler(cameras=cameras)
-
-    elif component.startswith("grid_sampling"):
-        d, f = _volume_tensors(config, device, dtype, gen)
-        bundle = raysampler(cameras=cameras)
-        inputs.update(densities=d, features=f, ray_bundle=bundle)
-
-        def sample():
-            volumes = lib.volumes(
-                d[None].expand(batch, *d.shape), f[None].expand(batch, *f.shape), voxel_size
-            )
-            return lib.sample(volumes, bundle)
-
-        if component.endswith("_fwd"):
-
-            def body():
-                with torch.no_grad():
-                    return sample()
-
-        else:
-            d.requires_grad_(True)
-            f.requires_grad_(True)
-            point_shape = (batch, config.image_size, config.image_size, config.n_pts_per_ray)
-            cot_d = _like((*point_shape, 1), gen, device, dtype)
-            cot_f = _like((*point_shape, config.feature_channels), gen, device, dtype)
-            inputs.update(cotangents=(cot_d, cot_f))
-            forward = _compile(sample, compile_backend) if compiled else sample
-
-            def body():
-                d.grad = f.grad = None
-                out = forward()
-                torch.autograd.backward(out, (cot_d, cot_f))
-                return d.grad, f.grad
-
-            return body, inputs
-
-    elif component.startswith("raymarching"):
-        ray_shape = (batch, config.image_size, config.image_size, config.n_pts_per_ray)
-        rd = _like((*ray_shape, 1), gen, device, dtype, scale=0.1)
-        rf = _like((*ray_shape, config.feature_channels), gen, device, dtype)
-        raymarcher = lib.raymarcher()
-        inputs.update(rays_densities=rd, rays_features=rf)
-
-        def march():
-            return raymarcher(rays_densities=rd, rays_features=rf)
-
-        if component.endswith("_fwd"):
-
-            def body():
-                with torch.no_grad():
-                    return march()
-
-        else:
-            rd.requires_grad_(True)
-            rf.requires_grad_(True)
-            cot = _like((*ray_shape[:-1], config.channels), gen, device, dtype)
-            inputs.update(cotangents=(cot,))
-            forward = _compile(march, compile_backend) if compiled else march
-
-            def body():
-                rd.grad = rf.grad = None
-                forward().backward(cot)
-                return rd.grad, rf.grad
-
-            return body, inputs
-
-    elif component == "render_fwd":
-        d, f = _volume_tensors(config, device, dtype, gen)
-        renderer = lib.renderer(raysampler)
-        inputs.update(densities=d, features=f, renderer=renderer)
-
-        def body():
-            with torch.no_grad():
-                volumes = lib.volumes(
-                    d[None].expand(batch, *d.shape), f[None].expand(batch, *f.shape), voxel_size
-                )
-                return renderer(cameras=cameras, volumes=volumes)[0]
-
-    else:  # fit_step
-        model = TutorialModel(lib.renderer(raysampler), lib.volumes, config, device, dtype)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        images = _like((batch, config.image_size, config.image_size, 3), gen, device, dtype)
-        silhouettes = (
-            _like((batch, config.image_size, config.image_size), gen, device, dtype) > 0.5
-        ).to(dtype)
-        inputs.update(model=model, optimizer=optimizer, images=images, silhouettes=silhouettes)
-
-        def loss_fn():
-            return _fit_loss(model(cameras), images, silhouettes)
-
-        forward = _compile(loss_fn, compile_backend) if compiled else loss_fn
-
-        def body():
-            optimizer.zero_grad(set_to_none=True)
-            loss = forward()
-            loss.backward()
-            optimizer.step()
-            return loss.detach()
-
-        return body, inputs
-
-    return (_compile(body, compile_backend) if compiled else body), inputs
+    setup = _Setup(
+        config=config,
+        backend=backend,
+        lib=lib,
+        device=device,
+        dtype=dtype,
+        gen=gen,
+        cameras=cameras,
+        raysampler=raysampler,
+        inputs={"cameras": cameras, "raysampler": raysampler},
+        compile=(lambda fn: _compile(fn, compile_backend)) if compiled else (lambda fn: fn),
+    )
+    return _BUILDERS[component](setup), setup.inputs
 
 
 def make_case(

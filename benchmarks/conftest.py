@@ -18,6 +18,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def pytest_addoption(parser):
+    """The ``--bench-*`` options: configs, backends, device."""
     group = parser.getgroup("voxrender benchmarks")
     group.addoption("--bench-configs", default="small,tutorial", help="comma-separated configs")
     group.addoption(
@@ -37,6 +38,7 @@ def _csv(config, name: str, choices) -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
+    """Parametrize ``config_name`` and ``backend`` from the options."""
     if "config_name" in metafunc.fixturenames:
         metafunc.parametrize("config_name", _csv(metafunc.config, "--bench-configs", CONFIGS))
     if "backend" in metafunc.fixturenames:
@@ -45,6 +47,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def bench_device(request) -> torch.device:
+    """The device the benchmarks run on (``--bench-device``; ``auto``: CUDA when available)."""
     name = request.config.getoption("--bench-device")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -607,6 +607,18 @@ def _check_args(args) -> str | None:
     return None
 
 
+def _point_at_pytorch3d(args: argparse.Namespace) -> None:
+    """Set ``VOXRENDER_PYTORCH3D_PATH`` from ``--pytorch3d``, else a carried ``shared/`` copy."""
+    if not args.pytorch3d and "VOXRENDER_PYTORCH3D_PATH" not in os.environ:
+        from reference.oracle import find_pytorch3d
+
+        carried = REPO_ROOT / "shared" / "pytorch3d"  # a shared/ folder travels to the device
+        if find_pytorch3d()[0] is None and (carried / "pytorch3d" / "__init__.py").is_file():
+            args.pytorch3d = str(carried)
+    if args.pytorch3d:
+        os.environ["VOXRENDER_PYTORCH3D_PATH"] = str(Path(args.pytorch3d).resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns 0 when the report was written (whatever it says)."""
     args = _parser().parse_args(argv)
@@ -622,14 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     if error:
         print(error, file=sys.stderr)
         return 2
-    if not args.pytorch3d and "VOXRENDER_PYTORCH3D_PATH" not in os.environ:
-        from reference.oracle import find_pytorch3d
-
-        carried = REPO_ROOT / "shared" / "pytorch3d"  # a shared/ folder travels to the device
-        if find_pytorch3d()[0] is None and (carried / "pytorch3d" / "__init__.py").is_file():
-            args.pytorch3d = str(carried)
-    if args.pytorch3d:
-        os.environ["VOXRENDER_PYTORCH3D_PATH"] = str(Path(args.pytorch3d).resolve())
+    _point_at_pytorch3d(args)
     budget = Budget(args.budget)
 
     import torch

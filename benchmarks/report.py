@@ -513,51 +513,52 @@ def add_physical_limits(records: list[dict], bandwidth: dict | None, device: tor
         }
 
 
-def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure every (config, component, backend) and return the JSON document."""
-    device = torch.device(args.device)
-    env = environment(device)
-    isolate = args.isolate == "yes" or (args.isolate == "auto" and device.type == "cpu")
-    bandwidth = memory_bandwidth(device, getattr(args, "bandwidth", None))
-    records: list[dict[str, Any]] = []
-    jobs = [(c, comp, b) for c in args.configs for comp in args.components for b in args.backends]
-    for i, (config, component, backend) in enumerate(jobs, 1):
-        spec = {
-            "config": config,
-            "backend": backend,
-            "component": component,
-            "device": str(device),
-            "dtype": args.dtype,
-            "repeats": args.repeats,
-            "warmup": args.warmup,
-            "min_time": args.min_time,
-            "compile_backend": args.compile_backend,
-            "threads": args.threads,
-        }
-        code = {
-            "git_commit": (_git("rev-parse", "HEAD") or "unknown").strip(),
-            "source_hash": source_hash(),
-        }
-        reason = backend_unavailable_reason(backend, device, DTYPES[args.dtype])
-        if reason is not None:
-            result = {"status": "skipped", "reason": reason}
-        elif isolate:
-            result = _run_isolated(spec, args.case_timeout)
-        else:
-            result = _run_in_process(spec)
-        record = make_record(spec, result, code)
-        records.append(record)
-        shown = (
-            f"{record['time_s']['median'] * 1e3:.3g} ms"
-            if record["status"] == "ok"
-            else f"{record['status']}: {record['reason']}"
-        )
-        print(
-            f"[{i}/{len(jobs)}] {config} {component} {backend}: {shown}",
-            file=sys.stderr,
-            flush=True,
-        )
+def _case_spec(args: argparse.Namespace, device, config, component, backend) -> dict[str, Any]:
+    """What one case measures, as the worker and the record read it."""
+    return {
+        "config": config,
+        "backend": backend,
+        "component": component,
+        "device": str(device),
+        "dtype": args.dtype,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "min_time": args.min_time,
+        "compile_backend": args.compile_backend,
+        "threads": args.threads,
+    }
 
+
+def _measured_code() -> dict[str, str]:
+    """The commit and source hash now (read per case: the code may change during a run)."""
+    return {
+        "git_commit": (_git("rev-parse", "HEAD") or "unknown").strip(),
+        "source_hash": source_hash(),
+    }
+
+
+def _measure(spec: dict[str, Any], args: argparse.Namespace, device, isolate: bool) -> dict:
+    """One case's result: skipped with the reason, else timed in a fresh process or here."""
+    reason = backend_unavailable_reason(spec["backend"], device, DTYPES[args.dtype])
+    if reason is not None:
+        return {"status": "skipped", "reason": reason}
+    if isolate:
+        return _run_isolated(spec, args.case_timeout)
+    return _run_in_process(spec)
+
+
+def _progress_line(i: int, n: int, record: dict[str, Any]) -> str:
+    """``[i/n] config component backend: 12.3 ms`` (or the status and reason)."""
+    shown = (
+        f"{record['time_s']['median'] * 1e3:.3g} ms"
+        if record["status"] == "ok"
+        else f"{record['status']}: {record['reason']}"
+    )
+    return f"[{i}/{n}] {record['config']} {record['component']} {record['backend']}: {shown}"
+
+
+def _matrix_document(args, device, env, bandwidth, isolate: bool, records: list) -> dict[str, Any]:
+    """The JSON document of a finished matrix: ratios and limits added, env in every record."""
     _add_ratios(records)
     add_physical_limits(records, bandwidth, device)
     codes = {(r["measured_code"]["git_commit"], r["measured_code"]["source_hash"]) for r in records}
@@ -581,6 +582,23 @@ def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
         },
         "records": records,
     }
+
+
+def run_matrix(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every (config, component, backend) and return the JSON document."""
+    device = torch.device(args.device)
+    env = environment(device)
+    isolate = args.isolate == "yes" or (args.isolate == "auto" and device.type == "cpu")
+    bandwidth = memory_bandwidth(device, getattr(args, "bandwidth", None))
+    records: list[dict[str, Any]] = []
+    jobs = [(c, comp, b) for c in args.configs for comp in args.components for b in args.backends]
+    for i, (config, component, backend) in enumerate(jobs, 1):
+        spec = _case_spec(args, device, config, component, backend)
+        code = _measured_code()
+        record = make_record(spec, _measure(spec, args, device, isolate), code)
+        records.append(record)
+        print(_progress_line(i, len(jobs), record), file=sys.stderr, flush=True)
+    return _matrix_document(args, device, env, bandwidth, isolate, records)
 
 
 # --------------------------------------------------------------------------------------------

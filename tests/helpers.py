@@ -33,7 +33,9 @@ def cuda_available() -> bool:
 
 
 def selected_devices(value: str | None = None) -> list[str]:
-    """The devices the suite runs on: ``"auto"`` (the CPU, plus CUDA when available), ``"cpu"``,
+    """The devices the suite runs on.
+
+    ``"auto"`` (the CPU, plus CUDA when available), ``"cpu"``,
     ``"cuda"`` or a comma list; ``None`` reads ``VOXRENDER_TEST_DEVICE`` (default ``auto``).
 
     Raises:

@@ -1,4 +1,6 @@
-"""Smoke tests of ``benchmarks/``: every case builds and runs once, the baseline renders what
+"""Smoke tests of ``benchmarks/``.
+
+Every case builds and runs once, the baseline renders what
 voxrender renders, the report writes its files. Nothing is timed for speed here.
 """
 
@@ -32,9 +34,11 @@ def _pytorch3d_modules() -> set[str]:
 
 @pytest.fixture(autouse=True)
 def _no_pytorch3d_left_behind():
-    """The ``pytorch3d`` cases import PyTorch3D (``reference.oracle``) into this process: take
-    it out of ``sys.modules`` afterwards, as tests that need it absent (``voxrender.compat``)
-    expect."""
+    """Undo the ``pytorch3d`` cases' import of PyTorch3D.
+
+    They import PyTorch3D (``reference.oracle``) into this process: take it out of ``sys.modules`` afterwards, as tests that need it absent (``voxrender.compat``)
+    expect.
+    """
     before = _pytorch3d_modules()
     yield
     for name in _pytorch3d_modules() - before:
@@ -432,7 +436,7 @@ def test_gpu_check_kills_a_hanging_phase(tmp_path):
 
 
 def test_gpu_check_dry_run_rehearsal(tmp_path):
-    """python -m benchmarks.gpu_check --device cpu --dry-run, cut to a few processes."""
+    """Python -m benchmarks.gpu_check --device cpu --dry-run, cut to a few processes."""
     argv = ["--device", "cpu", "--dry-run", "--out", str(tmp_path), "--backends",
             "voxrender-reference,pytorch3d", "--components", "fit_step"]  # fmt: skip
     assert gpu_check.main(argv) == 0

@@ -33,9 +33,12 @@ def _pytorch3d_modules() -> dict[str, object]:
 
 @pytest.fixture(autouse=True)
 def _leave_sys_modules_clean():
-    """Every test runs with the live oracle's PyTorch3D hidden (whether or not the parity tests
+    """Hide PyTorch3D and the aliases around every test.
+
+    Every test runs with the live oracle's PyTorch3D hidden (whether or not the parity tests
     imported it earlier in this process), starts and ends with no alias installed and
-    sys.modules as it was."""
+    sys.modules as it was.
+    """
     with pytorch3d_hidden():
         compat.uninstall()
         before = _pytorch3d_modules()

@@ -63,8 +63,10 @@ def assert_matches_reference(volume, points, **kwargs):
 
 
 def mixed_points(shape, sizes, align_corners, generator, dtype=torch.float64):
-    """Points ``(*shape, 3)`` mixing exact voxel centres and faces, dyadic values, the boundary
-    ±1, uniform values in [-3, 3] and far-outside voxel coordinates."""
+    """Points ``(*shape, 3)`` on and off the interpolation's kinks.
+
+    They mix exact voxel centres and faces, dyadic values, the boundary ±1, uniform values in [-3, 3] and far-outside voxel coordinates.
+    """
     n = torch.Size(shape).numel() * 3
     kind = torch.randint(0, 5, (n,), generator=generator)
     sizes3 = torch.tensor(sizes, dtype=dtype).repeat(n // 3)
@@ -159,8 +161,10 @@ def test_realistic_sizes_float32_and_64(dtype):
 
 
 def kink_free_points(shape, sizes, align_corners, generator):
-    """Points whose voxel coordinates stay >= 0.05 from integers and half-integers (where the
-    interpolation, the clamps, the reflections and nearest rounding have kinks or jumps)."""
+    """Points whose voxel coordinates stay >= 0.05 from integers and half-integers.
+
+    There the interpolation, the clamps, the reflections and nearest rounding have kinks or jumps).
+    """
     n = torch.Size(shape).numel()
     cell = torch.randint(-3, max(sizes) + 3, (n, 3), generator=generator).double()
     offset = torch.tensor([0.1, 0.3, 0.7, 0.9], dtype=torch.float64)

@@ -1,7 +1,10 @@
-"""The names added for PyTorch3D scripts, on their own: rotation conversions, so3 angles, se3
+"""The names added for PyTorch3D scripts, on their own.
+
+Rotation conversions, so3 angles, se3
 maps, RotateAxisAngle, camera helpers, deprecated names, HarmonicEmbedding, VolumeLocator.
 Analytic cases, round trips (hypothesis), float64 gradcheck, bad input. Live parity with
-PyTorch3D: tests/parity/test_parity_names.py; the compat aliases: tests/test_compat_names.py."""
+PyTorch3D: tests/parity/test_parity_names.py; the compat aliases: tests/test_compat_names.py.
+"""
 
 from __future__ import annotations
 

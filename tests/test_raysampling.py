@@ -414,8 +414,10 @@ def test_gradcheck_wrt_camera_translation():
 
 
 class _LinearCameras:
-    """A duck-typed camera unprojecting ``(x, y, z) -> (x z, y z, z) + shift`` (no projection
-    maths), to show any object with the PyTorch3D surface plugs in."""
+    """A duck-typed camera unprojecting ``(x, y, z) -> (x z, y z, z) + shift``.
+
+    No projection maths: it shows any object with the PyTorch3D surface plugs in.
+    """
 
     def __init__(self, shift):
         self.shift = shift

@@ -9,6 +9,8 @@ import torch
 from helpers import DEVICES, assert_close, case_names, cotangent_loss, load_case
 
 import voxrender
+from reference.backends import get_backend
+from reference.model import VolumeModel, fit_errors, huber
 from voxrender import (
     EmissionAbsorptionRaymarcher,
     FoVPerspectiveCameras,
@@ -50,11 +52,6 @@ def test_volume_sampler_matches_pytorch3d(name):
     cotangent_loss(outputs, config["cot_seed"]).backward()
     for key, want in grads.items():
         assert_close(leaves[key].grad, want, kind="grad", msg=f"{name} grad/{key}")
-
-
-def huber(x, y, scaling=0.1):
-    diff_sq = (x - y) ** 2
-    return ((1 + diff_sq / (scaling**2)).clamp(1e-4).sqrt() - 1) * float(scaling)
 
 
 def _render_case(config, inp, device="cpu", dtype=torch.float32):
@@ -346,27 +343,6 @@ def test_out_of_range_densities_render_through_the_general_path_and_warn():
 # ----------------------------------------------------------------------------- the tutorial
 
 
-class VolumeModel(torch.nn.Module):
-    # As in PyTorch3D's fit_textured_volume tutorial.
-    def __init__(self, renderer, volume_size=(64,) * 3, voxel_size=0.1):
-        super().__init__()
-        self.log_densities = torch.nn.Parameter(-4.0 * torch.ones(1, *volume_size))
-        self.log_colors = torch.nn.Parameter(torch.zeros(3, *volume_size))
-        self._voxel_size = voxel_size
-        self._renderer = renderer
-
-    def forward(self, cameras):
-        batch_size = cameras.R.shape[0]
-        densities = torch.sigmoid(self.log_densities)
-        colors = torch.sigmoid(self.log_colors)
-        volumes = Volumes(
-            densities=densities[None].expand(batch_size, *self.log_densities.shape),
-            features=colors[None].expand(batch_size, *self.log_colors.shape),
-            voxel_size=self._voxel_size,
-        )
-        return self._renderer(cameras=cameras, volumes=volumes)[0]
-
-
 def test_tutorial_loop_loss_decreases():
     torch.manual_seed(0)
     num_views, render_size, volume_size, extent = 8, 16, 16, 3.0
@@ -378,14 +354,17 @@ def test_tutorial_loop_loss_decreases():
     truth = torch.zeros(1, 1, volume_size, volume_size, volume_size)
     truth[..., 5:11, 4:12, 5:11] = 0.9
     colours = torch.rand(1, 3, 1, 1, 1).expand(1, 3, volume_size, volume_size, volume_size)
-    raysampler = NDCMultinomialRaysampler(
-        image_width=render_size,
-        image_height=render_size,
+    # The fitting tool's model (reference/model.py): the tutorial's, with its renderer
+    # (NDCMultinomialRaysampler up to max_depth=extent, EmissionAbsorptionRaymarcher).
+    volume_model = VolumeModel(
+        get_backend("voxrender"),
+        volume_size=volume_size,
+        extent=extent,
+        image_size=(render_size, render_size),
         n_pts_per_ray=24,
         min_depth=0.1,
-        max_depth=extent,
     )
-    renderer = VolumeRenderer(raysampler=raysampler, raymarcher=EmissionAbsorptionRaymarcher())
+    renderer = volume_model.renderer
     with torch.no_grad():
         truth_vols = Volumes(
             densities=truth.expand(num_views, -1, -1, -1, -1),
@@ -395,9 +374,6 @@ def test_tutorial_loop_loss_decreases():
         target = renderer(cameras=target_cameras, volumes=truth_vols)[0]
     target_images, target_silhouettes = target[..., :3], target[..., 3]
 
-    volume_model = VolumeModel(
-        renderer, volume_size=[volume_size] * 3, voxel_size=extent / volume_size
-    )
     lr, n_iter, batch_size = 0.1, 30, 4
     optimizer = torch.optim.Adam(volume_model.parameters(), lr=lr)
     losses = []
@@ -414,9 +390,9 @@ def test_tutorial_loop_loss_decreases():
             aspect_ratio=target_cameras.aspect_ratio[batch_idx],
             fov=target_cameras.fov[batch_idx],
         )
-        rendered_images, rendered_silhouettes = volume_model(batch_cameras).split([3, 1], dim=-1)
-        sil_err = huber(rendered_silhouettes[..., 0], target_silhouettes[batch_idx]).abs().mean()
-        color_err = huber(rendered_images, target_images[batch_idx]).abs().mean()
+        color_err, sil_err = fit_errors(
+            volume_model(batch_cameras), target_images[batch_idx], target_silhouettes[batch_idx]
+        )
         loss = color_err + sil_err
         loss.backward()
         optimizer.step()

@@ -4,7 +4,6 @@ __version__ = "0.1.0"
 
 from ._checks import IndexOutOfRangeError
 from .backends import BackendChoice
-from .camera_utils import camera_to_eye_at_up, join_cameras_as_batch, rotate_on_spot
 from .cameras import (
     CamerasBase,
     FoVOrthographicCameras,
@@ -12,11 +11,14 @@ from .cameras import (
     OrthographicCameras,
     PerspectiveCameras,
     camera_position_from_spherical_angles,
+    camera_to_eye_at_up,
     get_ndc_to_screen_transform,
     get_screen_to_ndc_transform,
     get_world_to_view_transform,
+    join_cameras_as_batch,
     look_at_rotation,
     look_at_view_transform,
+    rotate_on_spot,
 )
 from .deprecated import (
     OpenGLOrthographicCameras,

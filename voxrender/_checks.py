@@ -212,8 +212,11 @@ class ArgumentTypeError(TypeError, ValueError):
 
 
 class IndexTypeError(IndexError, TypeError):
-    """An index of the wrong type: an ``IndexError`` (what PyTorch3D's batches raise) and a
-    ``TypeError`` (Python's rule)."""
+    """An index of the wrong type.
+
+    An ``IndexError`` (what PyTorch3D's batches raise) and a
+    ``TypeError`` (Python's rule).
+    """
 
 
 def scalar_value(value: object, name: str, *, finite: bool = True) -> float:
@@ -241,8 +244,10 @@ _DENSITY_WARNING = "One or more elements of {name} are outside of valid range (0
 
 
 def check_density_range(value: torch.Tensor, name: str, *, strict: bool = False) -> None:
-    """PyTorch3D's density check: warn (``strict``: raise ``ValueError``) if an entry of
-    ``value`` lies outside ``[0, 1]`` or is NaN.
+    """PyTorch3D's density check.
+
+    Warn (``strict``: raise ``ValueError``) if an entry of ``value`` lies outside ``[0, 1]`` or
+    is NaN.
 
     The warning keeps PyTorch3D's wording ("One or more elements of rays_densities are outside
     of valid range (0.0, 1.0)"), so warning filters written for PyTorch3D still match.
@@ -314,8 +319,11 @@ def as_flag(value: object, name: str) -> bool:
 
 
 def check_shape_worded(value: torch.Tensor, name: str, pytorch3d_words: str, **kwargs) -> None:
-    """:func:`check_shape`, its ``ValueError`` led by PyTorch3D's own wording for the same error
-    (code may match on it), then voxrender's detail."""
+    """:func:`check_shape` with PyTorch3D's wording.
+
+    Its ``ValueError`` is led by PyTorch3D's own wording for the same error (code may match on
+    it), then voxrender's detail.
+    """
     try:
         check_shape(value, name, **kwargs)
     except ValueError as e:

@@ -167,7 +167,7 @@ def _is_ours(module: object) -> bool:
 
 
 def _source(name: str) -> object | None:
-    """voxrender's object for ``name`` (see :data:`SOURCES`), or None if it has none."""
+    """Voxrender's object for ``name`` (see :data:`SOURCES`), or None if it has none."""
     module = importlib.import_module(SOURCES[name]) if name in SOURCES else voxrender
     return getattr(module, name, None)
 

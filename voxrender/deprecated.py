@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .cameras_focal import OrthographicCameras, PerspectiveCameras
-from .cameras_fov import FoVOrthographicCameras, FoVPerspectiveCameras
-from .cameras_utils import _R, _T
+from .cameras._helpers import DEFAULT_R, DEFAULT_T
+from .cameras.focal import OrthographicCameras, PerspectiveCameras
+from .cameras.fov import FoVOrthographicCameras, FoVPerspectiveCameras
 from .so3 import so3_exp_map
 
 __all__ = [
@@ -52,8 +52,8 @@ def OpenGLPerspectiveCameras(
     aspect_ratio: _Float = 1.0,
     fov: _Float = 60.0,
     degrees: bool = True,
-    R: torch.Tensor = _R,
-    T: torch.Tensor = _T,
+    R: torch.Tensor = DEFAULT_R,
+    T: torch.Tensor = DEFAULT_T,
     device: torch.device | str = "cpu",
 ) -> FoVPerspectiveCameras:
     """Deprecated: warns, then returns ``FoVPerspectiveCameras`` with the same arguments.
@@ -86,8 +86,8 @@ def OpenGLOrthographicCameras(
     left: _Float = -1.0,
     right: _Float = 1.0,
     scale_xyz: Sequence | torch.Tensor = ((1.0, 1.0, 1.0),),
-    R: torch.Tensor = _R,
-    T: torch.Tensor = _T,
+    R: torch.Tensor = DEFAULT_R,
+    T: torch.Tensor = DEFAULT_T,
     device: torch.device | str = "cpu",
 ) -> FoVOrthographicCameras:
     """Deprecated: warns, then returns ``FoVOrthographicCameras``.
@@ -120,8 +120,8 @@ def OpenGLOrthographicCameras(
 def SfMPerspectiveCameras(
     focal_length: _Float = 1.0,
     principal_point: Sequence | torch.Tensor = ((0.0, 0.0),),
-    R: torch.Tensor = _R,
-    T: torch.Tensor = _T,
+    R: torch.Tensor = DEFAULT_R,
+    T: torch.Tensor = DEFAULT_T,
     device: torch.device | str = "cpu",
 ) -> PerspectiveCameras:
     """Deprecated: warns, then returns ``PerspectiveCameras`` (in NDC) with the same arguments.
@@ -142,8 +142,8 @@ def SfMPerspectiveCameras(
 def SfMOrthographicCameras(
     focal_length: _Float = 1.0,
     principal_point: Sequence | torch.Tensor = ((0.0, 0.0),),
-    R: torch.Tensor = _R,
-    T: torch.Tensor = _T,
+    R: torch.Tensor = DEFAULT_R,
+    T: torch.Tensor = DEFAULT_T,
     device: torch.device | str = "cpu",
 ) -> OrthographicCameras:
     """Deprecated: warns, then returns ``OrthographicCameras`` (in NDC) with the same arguments.

@@ -42,16 +42,21 @@ scale ``(S - 1) / 2`` or ``S / 2``, times 0 wherever a clamp is active *or exact
 A size-1 axis with ``align_corners=True`` and reflection maps everything to ``u = 0``. The
 nearest mode has a zero gradient with respect to the points.
 
-Implementation. The volume is read as channel planes ``(C, B * D * H * W)`` (a view when its batch
-is 1) and gathered with ``index_select`` one corner at a time, accumulating weighted corners into
-the output; the three per-axis weight pairs are computed once per point. A custom
-:class:`torch.autograd.Function` saves only its inputs and the backward recomputes corners and
-weights, chunk by chunk, so beyond the output and the gradients memory stays a few ``(chunk,)``
-vectors: nothing of size ``(M, 8)`` or ``(M, 8, C)``. Planes rather than channel-last rows because
-elementwise work on ``(M, C)`` with a small ``C`` is many times slower on the CPU; the output is
-returned channel-last as a view of ``(C, M)``, so ``out[..., c]`` is contiguous. Non-finite
-points (NaN) read zeros and never index out of range. It is not twice differentiable (neither is
-``grid_sample`` on 5D inputs).
+Implementation. The volume is read as a channel-last voxel table ``(rows, C)``
+(:mod:`voxrender.voxel_table`): row ``((b * D + z) * H + y) * W + x`` holds the ``C`` values of
+one voxel, which share a cache line, so a corner costs one miss. A volume expanded across its batch
+is read once (:func:`~voxrender.voxel_table.collapse_expanded_batch`). Corners are gathered one at
+a time with a 1D ``index_select`` on the flattened table and accumulated, weighted, into the
+output ``(M, C)``; the three per-axis weight pairs are computed once per point. Trilinear sampling
+with zeros padding (the renderer's default) reads a table with a margin of zero voxels instead
+(:func:`~voxrender.voxel_table.margined_table`): the voxel coordinate clamped to ``[-1, S]`` keeps
+every corner inside it, so there are no masks or bounds checks, and a sample is three rounds of
+lerps. A custom :class:`torch.autograd.Function` saves only its inputs and the backward recomputes
+corners and weights, chunk by chunk, scattering the volume's gradient back into a table of the
+same layout, so beyond the output and the gradients memory stays a few ``(chunk,)`` vectors and
+``(chunk, C)`` blocks: nothing of size ``(M, 8)`` or ``(M, 8, C)``. Non-finite points (NaN) read
+zeros and never index out of range. It is not twice differentiable (neither is ``grid_sample`` on
+5D inputs).
 """
 
 from __future__ import annotations
@@ -69,13 +74,19 @@ from ._checks import (
     check_shape,
     describe,
 )
+from .voxel_table import PAD, channel_last_table, collapse_expanded_batch, margined_table
 
 __all__ = ["sample_grid"]
+
+# TODO(issue 13): the fused path and the renderer import these three from here; once the
+# concurrent branches merge they import them from voxel_table and these aliases go.
+_PAD = PAD
+_collapse_expanded_batch = collapse_expanded_batch
 
 MODES = ("bilinear", "nearest")
 PADDING_MODES = ("zeros", "border", "reflection")
 
-# Points per step of the kernels: bounds the temporaries to a few (CHUNK,) vectors and (C, CHUNK)
+# Points per step of the kernels: bounds the temporaries to a few (CHUNK,) vectors and (CHUNK, C)
 # blocks. Small on the CPU (cache-resident; measured best), large on accelerators (few launches).
 _CPU_CHUNK = 1 << 16
 _DEVICE_CHUNK = 1 << 22
@@ -92,14 +103,14 @@ class _Plan:
     padding_mode: str
     align_corners: bool
     index_dtype: torch.dtype  # int32 gathers faster; scatter_add_ wants int64
-    padded: bool = False  # the table holds the grid with a zero margin (see _PAD)
+    padded: bool = False  # the table holds the grid with a zero margin (see PAD)
 
     @property
     def table_grid(self) -> tuple[int, int, int]:
         """``(D, H, W)`` of the grid as stored in the table (with its margin when padded)."""
         if not self.padded:
             return self.grid
-        return tuple(n + _PAD[0] + _PAD[1] for n in self.grid)
+        return tuple(n + PAD[0] + PAD[1] for n in self.grid)
 
     @property
     def strides(self) -> tuple[int, int, int]:
@@ -232,7 +243,7 @@ def _nearest_rows(points: torch.Tensor, base, plan: _Plan) -> tuple[torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------
-# Kernels on one chunk of points: planes (C, rows), points (N, 3), base rows (N,) or 0
+# Kernels on one chunk of points: table (rows, C), points (N, 3), base rows (N,) or 0
 # --------------------------------------------------------------------------------------------
 
 
@@ -265,7 +276,7 @@ def _scatter_add(grad_table: torch.Tensor, rows: torch.Tensor, values: torch.Ten
     grad_table.view(-1).scatter_add_(0, _flat_indices(grad_table, rows), values.reshape(-1))
 
 
-def _trilinear_forward(planes, points, base, plan: _Plan, out: torch.Tensor) -> None:
+def _trilinear_forward(table, points, base, plan: _Plan, out: torch.Tensor) -> None:
     """Write trilinear samples at ``points (N, 3)`` into ``out (N, C)``, corner by corner."""
     ((oz, wz, _), (oy, wy, _), (ox, wx, _)), _ = _linear_axes(points, plan, False)
     out.zero_()
@@ -275,18 +286,18 @@ def _trilinear_forward(planes, points, base, plan: _Plan, out: torch.Tensor) -> 
             row_zy = row_z + oy[j]
             w_zy = wz[k] * wy[j]
             for i in (0, 1):
-                values = _gather(planes, row_zy + ox[i])  # (N, C)
+                values = _gather(table, row_zy + ox[i])  # (N, C)
                 out.addcmul_(values, (w_zy * wx[i])[:, None])
 
 
-def _trilinear_backward(planes, points, base, plan: _Plan, grad_out, grad_planes):
+def _trilinear_backward(table, points, base, plan: _Plan, grad_out, grad_table):
     """Backward of :func:`_trilinear_forward` for ``grad_out (N, C)``.
 
-    Adds the volume's gradient into ``grad_planes (rows, C)`` when given. Returns the points'
-    gradient ``(N, 3)`` when ``planes`` is given (else None): the trilinear formula differentiated
+    Adds the volume's gradient into ``grad_table (rows, C)`` when given. Returns the points'
+    gradient ``(N, 3)`` when ``table`` is given (else None): the trilinear formula differentiated
     with the cell held fixed, one axis at a time, times grid_sample's ``du/dx``.
     """
-    want_points = planes is not None
+    want_points = table is not None
     ((oz, wz, mz), (oy, wy, my), (ox, wx, mx)), dudx = _linear_axes(points, plan, want_points)
 
     def signed(inside, high, value):  # d weight / du of a neighbour is -1 (low) or +1 (high)
@@ -302,10 +313,10 @@ def _trilinear_backward(planes, points, base, plan: _Plan, grad_out, grad_planes
             e_zy = d_x = 0.0  # sums over x of w_x * <corner, grad_out> and of its d / du_x
             for i in (0, 1):
                 rows = row_zy + ox[i]
-                if grad_planes is not None:
-                    _scatter_add(grad_planes, rows, grad_out * (w_zy * wx[i])[:, None])
+                if grad_table is not None:
+                    _scatter_add(grad_table, rows, grad_out * (w_zy * wx[i])[:, None])
                 if want_points:
-                    dot = (_gather(planes, rows) * grad_out).sum(1)  # (N,)
+                    dot = (_gather(table, rows) * grad_out).sum(1)  # (N,)
                     e_zy = e_zy + wx[i] * dot
                     d_x = d_x + signed(mx[i], i, dot)
             if want_points:
@@ -319,42 +330,23 @@ def _trilinear_backward(planes, points, base, plan: _Plan, grad_out, grad_planes
     return torch.stack((g_x * dudx[2], g_y * dudx[1], g_z * dudx[0]), dim=-1)  # (N, 3) x, y, z
 
 
-def _nearest_forward(planes, points, base, plan: _Plan, out: torch.Tensor) -> None:
+def _nearest_forward(table, points, base, plan: _Plan, out: torch.Tensor) -> None:
     """Write the nearest voxels' values at ``points (N, 3)`` into ``out (N, C)``."""
     rows, inside = _nearest_rows(points, base, plan)
-    torch.mul(_gather(planes, rows), inside[:, None], out=out)
+    torch.mul(_gather(table, rows), inside[:, None], out=out)
 
 
-def _nearest_backward(planes, points, base, plan: _Plan, grad_out, grad_planes):
+def _nearest_backward(table, points, base, plan: _Plan, grad_out, grad_table):
     """Backward of :func:`_nearest_forward`; the points' gradient is 0, as in grid_sample."""
-    if grad_planes is not None:
+    if grad_table is not None:
         rows, inside = _nearest_rows(points, base, plan)
-        _scatter_add(grad_planes, rows, grad_out * inside[:, None])
-    return None if planes is None else torch.zeros_like(points)
+        _scatter_add(grad_table, rows, grad_out * inside[:, None])
+    return None if table is None else torch.zeros_like(points)
 
 
 # --------------------------------------------------------------------------------------------
 # Fast path: trilinear with zeros padding (the renderer's default) on a zero-margined table
 # --------------------------------------------------------------------------------------------
-
-# Zero voxels stored below / above the grid on every axis. With the voxel coordinate clamped to
-# [-1, S], both neighbours (floor, floor + 1) land in [-1, S + 1]: inside the margined table, and
-# every neighbour outside the real grid reads a stored 0. No masks, no per-corner bounds checks.
-_PAD = (1, 2)
-
-
-def margined_table(volume: torch.Tensor) -> torch.Tensor:
-    """``(B, C, D, H, W)`` -> channel-last rows with a zero margin of :data:`_PAD` voxels.
-
-    Differentiable. Returns ``(B * (D + 3) * (H + 3) * (W + 3), C)``: a voxel's ``C`` values share
-    a cache line, and a neighbour just outside the grid reads a stored 0.
-    """
-    batch, channels = volume.shape[:2]
-    lo, hi = _PAD
-    d, h, w = (n + lo + hi for n in volume.shape[2:])
-    table = volume.new_zeros(batch, d, h, w, channels)
-    table[:, lo:-hi, lo:-hi, lo:-hi] = volume.permute(0, 2, 3, 4, 1)
-    return table.view(batch * d * h * w, channels)
 
 
 def _padded_axes(points: torch.Tensor, plan: _Plan) -> tuple[list, list, list]:
@@ -394,7 +386,7 @@ def _padded_corners(table: torch.Tensor, points: torch.Tensor, base, plan: _Plan
     """
     (rz, ry, rx), fractions, valid = _padded_axes(points, plan)
     sz, sy, _ = plan.strides
-    margin = _PAD[0] * (sz + sy + 1)  # row of voxel (0, 0, 0) in the table
+    margin = PAD[0] * (sz + sy + 1)  # row of voxel (0, 0, 0) in the table
     index = _cell_index(table, rz, ry, rx, base, margin)  # (N * C,)
     flat, channels = table.view(-1), table.shape[1]
     corners = {}
@@ -422,7 +414,7 @@ def _padded_backward(table, points, base, plan: _Plan, grad_out, grad_table):
         c, (fz, fy, fx), valid, index = _padded_corners(table, points, base, plan)
     else:
         (rz, ry, rx), (fz, fy, fx), valid = _padded_axes(points, plan)
-        index = _cell_index(grad_table, rz, ry, rx, base, _PAD[0] * (sz + sy + 1))
+        index = _cell_index(grad_table, rz, ry, rx, base, PAD[0] * (sz + sy + 1))
     if grad_table is not None:
         flat, channels = grad_table.view(-1), grad_table.shape[1]
         g_z1 = grad_out * fz
@@ -471,86 +463,51 @@ def _chunks(n: int, device: torch.device):
         yield start, min(start + step, n)
 
 
-class _SamplePlanes(torch.autograd.Function):
+class _SampleTable(torch.autograd.Function):
     """Channel-last voxel table ``(rows, C)`` and points ``(M, 3)`` -> samples ``(M, C)``.
 
     Saves only its inputs; the backward recomputes corners and weights chunk by chunk.
     """
 
     @staticmethod
-    def forward(ctx, planes: torch.Tensor, points: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    def forward(ctx, table: torch.Tensor, points: torch.Tensor, plan: _Plan) -> torch.Tensor:
         forward_kernel = _KERNELS[_kernel_name(plan)][0]
-        out = planes.new_empty(points.shape[0], planes.shape[1])  # (M, C)
+        out = table.new_empty(points.shape[0], table.shape[1])  # (M, C)
         for start, stop in _chunks(points.shape[0], points.device):
             base = plan.batch_rows(start, stop, points.device)
-            forward_kernel(planes, points[start:stop], base, plan, out[start:stop])
-        ctx.save_for_backward(planes, points)
+            forward_kernel(table, points[start:stop], base, plan, out[start:stop])
+        ctx.save_for_backward(table, points)
         ctx.plan = plan
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        planes, points = ctx.saved_tensors
+        table, points = ctx.saved_tensors
         plan = replace(ctx.plan, index_dtype=torch.int64)
-        want_planes, want_points = ctx.needs_input_grad[:2]
+        want_table, want_points = ctx.needs_input_grad[:2]
         backward_kernel = _KERNELS[_kernel_name(plan)][1]
         grad_out = grad_out.contiguous()  # (M, C)
-        grad_planes = torch.zeros_like(planes) if want_planes else None
+        grad_table = torch.zeros_like(table) if want_table else None
         grad_points = torch.empty_like(points) if want_points else None
         for start, stop in _chunks(points.shape[0], points.device):
             base = plan.batch_rows(start, stop, points.device)
             grad = backward_kernel(
-                planes if want_points else None,
+                table if want_points else None,
                 points[start:stop],
                 base,
                 plan,
                 grad_out[start:stop],
-                grad_planes,
+                grad_table,
             )
             if want_points:
                 grad_points[start:stop] = grad
-        return grad_planes, grad_points, None
+        return grad_table, grad_points, None
 
 
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
-
-
-def _layout_matches(shape, stride_a, stride_b) -> bool:
-    """Whether two strides address a tensor of ``shape`` identically (size-1 dims ignored)."""
-    return all(n == 1 or a == b for n, a, b in zip(shape, stride_a, stride_b, strict=True))
-
-
-def _collapse_expanded_batch(volume: torch.Tensor) -> torch.Tensor:
-    """``(B, C, D, H, W)`` volume expanded across its batch (stride 0) -> ``(1, C, D, H, W)``.
-
-    The result shares the memory of ``volume``; gradients flow into the tensor that was expanded
-    without passing through a ``(B, C, D, H, W)`` buffer. Any other volume is returned as is.
-    """
-    if volume.shape[0] <= 1 or volume.stride(0) != 0:
-        return volume
-    if not (volume.requires_grad and torch.is_grad_enabled()):
-        return volume[:1]  # no graph is recorded: a plain view
-    base = volume._base
-    if (
-        base is None
-        or not base.requires_grad
-        or base.dtype != volume.dtype
-        or torch.compiler.is_compiling()
-    ):
-        return volume  # a leaf expanded and then marked requires_grad: its grad is (B, ...)
-    inner, inner_stride = volume.shape[1:], volume.stride()[1:]
-    if (
-        base.is_contiguous()
-        and base.numel() == inner.numel()
-        and base.storage_offset() == volume.storage_offset()
-        and _layout_matches(inner, inner_stride, torch.empty(inner, device="meta").stride())
-    ):
-        return base.view(1, *inner)  # the plain expand of a contiguous tensor (the tutorial's)
-    # Any other view: read the same memory through its (differentiable) base.
-    return base.as_strided(inner, inner_stride, volume.storage_offset()).unsqueeze(0)
 
 
 def sample_grid(
@@ -605,15 +562,15 @@ def sample_grid(
         raise TypeError(f"align_corners: expected a bool, got {describe(align_corners)}")
     batch = broadcast_batch_sizes({"volume": volume.shape[0], "points": points.shape[0]})
 
-    volume = _collapse_expanded_batch(volume)  # (B or 1, C, D, H, W)
-    channels, rows = volume.shape[1], volume.shape[0] * volume.shape[2:].numel()
+    volume = collapse_expanded_batch(volume)  # (B or 1, C, D, H, W)
+    channels = volume.shape[1]
     # Channel-last: the C values of a voxel share a cache line, so a corner costs one miss.
     padded = mode == "bilinear" and padding_mode == "zeros"
     if padded:  # a zero margin replaces every bounds check (see _padded_axes)
         table = margined_table(volume)  # (B*(D+3)*(H+3)*(W+3), C)
-        rows = table.shape[0]
     else:
-        table = volume.permute(0, 2, 3, 4, 1).reshape(rows, channels).contiguous()  # (B*D*H*W, C)
+        table = channel_last_table(volume)  # (B*D*H*W, C)
+    rows = table.shape[0]
     point_shape = (batch, *points.shape[1:-1])
     flat_points = points.expand(*point_shape, 3).reshape(-1, 3)  # (M, 3)
     plan = _Plan(
@@ -626,5 +583,5 @@ def sample_grid(
         index_dtype=torch.int32 if rows < 2**31 else torch.int64,
         padded=padded,
     )
-    out = _SamplePlanes.apply(table, flat_points, plan)  # (M, C)
+    out = _SampleTable.apply(table, flat_points, plan)  # (M, C)
     return out.view(*point_shape, channels)

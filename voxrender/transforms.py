@@ -380,9 +380,11 @@ class Transform3d:
         return out
 
     def cpu(self) -> Transform3d:
+        """``self.to("cpu")``."""
         return self.to("cpu")
 
     def cuda(self) -> Transform3d:
+        """``self.to("cuda")``."""
         return self.to("cuda")
 
 
@@ -394,7 +396,7 @@ class Transform3d:
 def _resolve(
     values: Sequence[object], dtype: torch.dtype | None, device: torch.device | str | None
 ) -> tuple[torch.dtype, torch.device]:
-    """dtype and device of a transform built from ``values`` (tensors lead, else float32 / CPU)."""
+    """Dtype and device of a transform built from ``values`` (tensors lead, else float32 / CPU)."""
     tensors = [v for v in values if isinstance(v, torch.Tensor)]
     if dtype is None:
         dtype = torch.float32

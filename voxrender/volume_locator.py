@@ -142,6 +142,7 @@ class VolumeLocator:
 
     @property
     def device(self) -> torch.device:
+        """The device of the volumes it locates."""
         return self._volumes.device
 
     @property
@@ -228,9 +229,11 @@ class VolumeLocator:
         return self if moved is self._volumes else VolumeLocator._of(moved)
 
     def cpu(self) -> VolumeLocator:
+        """``self.to("cpu")``."""
         return self.to("cpu")
 
     def cuda(self) -> VolumeLocator:
+        """``self.to("cuda")``."""
         return self.to("cuda")
 
     def __repr__(self) -> str:

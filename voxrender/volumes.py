@@ -388,9 +388,12 @@ class Volumes:
         return points
 
     def _check_invertible(self, name: str) -> None:
-        """Refuse the world -> local map of a flat volume (a spatial size of 1 or a zero voxel
-        size: PyTorch3D fails inverting a singular matrix there). Read on the CPU only; on an
-        accelerator such a volume gives inf / NaN local coordinates instead (no sync)."""
+        """Refuse the world -> local map of a flat volume.
+
+        Flat: a spatial size of 1 or a zero voxel size (PyTorch3D fails inverting a singular
+        matrix there). Read on the CPU only; on an
+        accelerator such a volume gives inf / NaN local coordinates instead (no sync).
+        """
         if self.device.type != "cpu" or torch.compiler.is_compiling():
             return
         scale = self._half_extent * self._voxel_size.detach()  # (B, 3)
@@ -503,40 +506,9 @@ class Volumes:
         if isinstance(index, slice):
             return index
         if isinstance(index, (list, tuple)):
-            if len(index) > 0 and all(isinstance(i, bool) for i in index):
-                if len(index) != n:
-                    raise IndexOutOfRangeError(
-                        f"index: expected a boolean mask of length {n}, got length {len(index)}"
-                    )
-                return torch.tensor(index, dtype=torch.bool)
-            if not all(isinstance(i, int) and not isinstance(i, bool) for i in index):
-                raise IndexTypeError(f"index: expected a list of ints, got {describe(index)}")
-            bad = [i for i in index if not -n <= i < n]
-            if bad:
-                raise IndexOutOfRangeError(f"index: expected integers in [{-n}, {n}), got {bad}")
-            return torch.tensor(index, dtype=torch.long)
+            return _check_list_index(index, n)
         if isinstance(index, torch.Tensor):
-            if index.ndim != 1:
-                raise IndexOutOfRangeError(
-                    f"index: expected a 1D tensor, got shape {tuple(index.shape)}"
-                )
-            if index.dtype == torch.bool:
-                if index.shape[0] != n:
-                    raise IndexOutOfRangeError(
-                        f"index: expected a boolean mask of length {n}, got length {index.shape[0]}"
-                    )
-                return index
-            if index.is_floating_point() or index.is_complex():
-                raise IndexTypeError(
-                    f"index: expected an integer or boolean tensor, got dtype {index.dtype}"
-                )
-            if index.device.type == "cpu" and index.numel() > 0:
-                lo, hi = int(index.min()), int(index.max())
-                if lo < -n or hi >= n:
-                    raise IndexOutOfRangeError(
-                        f"index: expected integers in [{-n}, {n}), got values in [{lo}, {hi}]"
-                    )
-            return index
+            return _check_tensor_index(index, n)
         raise IndexTypeError(
             f"index: expected an int, slice, list or 1D tensor, got {describe(index)}"
         )
@@ -666,3 +638,42 @@ def _scale_shift_matrix(scale: torch.Tensor, shift: torch.Tensor) -> torch.Tenso
     top = torch.cat([torch.diag_embed(scale), scale.new_zeros(n, 3, 1)], dim=-1)  # (N, 3, 4)
     bottom = torch.cat([shift, shift.new_ones(n, 1)], dim=-1)  # (N, 4)
     return torch.cat([top, bottom[:, None, :]], dim=1)  # (N, 4, 4)
+
+
+def _check_list_index(index: list | tuple, n: int) -> torch.Tensor:
+    """``Volumes._check_index`` for a list or tuple: a boolean mask or in-range ints."""
+    if len(index) > 0 and all(isinstance(i, bool) for i in index):
+        if len(index) != n:
+            raise IndexOutOfRangeError(
+                f"index: expected a boolean mask of length {n}, got length {len(index)}"
+            )
+        return torch.tensor(index, dtype=torch.bool)
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in index):
+        raise IndexTypeError(f"index: expected a list of ints, got {describe(index)}")
+    bad = [i for i in index if not -n <= i < n]
+    if bad:
+        raise IndexOutOfRangeError(f"index: expected integers in [{-n}, {n}), got {bad}")
+    return torch.tensor(index, dtype=torch.long)
+
+
+def _check_tensor_index(index: torch.Tensor, n: int) -> torch.Tensor:
+    """``Volumes._check_index`` for a tensor: 1D, a boolean mask or integers in range."""
+    if index.ndim != 1:
+        raise IndexOutOfRangeError(f"index: expected a 1D tensor, got shape {tuple(index.shape)}")
+    if index.dtype == torch.bool:
+        if index.shape[0] != n:
+            raise IndexOutOfRangeError(
+                f"index: expected a boolean mask of length {n}, got length {index.shape[0]}"
+            )
+        return index
+    if index.is_floating_point() or index.is_complex():
+        raise IndexTypeError(
+            f"index: expected an integer or boolean tensor, got dtype {index.dtype}"
+        )
+    if index.device.type == "cpu" and index.numel() > 0:
+        lo, hi = int(index.min()), int(index.max())
+        if lo < -n or hi >= n:
+            raise IndexOutOfRangeError(
+                f"index: expected integers in [{-n}, {n}), got values in [{lo}, {hi}]"
+            )
+    return index

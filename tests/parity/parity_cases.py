@@ -175,8 +175,10 @@ _CANCELLING_IN_RAYS = ("znear", "zfar")
 
 
 def _backward(outputs: dict, leaves: dict, cot_seed: int) -> dict[str, torch.Tensor]:
-    """Gradients of ``sum_k sum(out_k * cot_k)`` w.r.t. ``leaves`` (cotangents: seeded normals
-    drawn in float64 on the CPU in sorted output order, so every implementation gets the same)."""
+    """Gradients of ``sum_k sum(out_k * cot_k)`` w.r.t. ``leaves``.
+
+    Cotangents: seeded normals drawn in float64 on the CPU in sorted output order, so every implementation gets the same).
+    """
     generator = torch.Generator().manual_seed(cot_seed)
     loss = None
     for name in sorted(outputs):

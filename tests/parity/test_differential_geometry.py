@@ -108,8 +108,11 @@ def _materialise(spec: Any, leaves: list[torch.Tensor]) -> Any:
 
 @dataclass
 class Invalid:
-    """An input of a wrong type or shape. PyTorch3D stores some of them and fails only where
-    they are used; voxrender checks types and shapes at construction (README, "Differences")."""
+    """An input of a wrong type or shape.
+
+    PyTorch3D stores some of them and fails only where
+    they are used; voxrender checks types and shapes at construction (README, "Differences").
+    """
 
     value: Any
 
@@ -170,8 +173,10 @@ def _close(a: torch.Tensor, b: torch.Tensor, what: str, tol: float) -> None:
 
 
 def check(call, spec: dict[str, Any], *, garbage: bool = False, seed: int = 0) -> str:
-    """Run ``call`` on both libraries and check the outcome class; returns the class seen (also
-    a hypothesis event: ``--hypothesis-show-statistics`` shows how often each class came)."""
+    """Run ``call`` on both libraries and check the outcome class.
+
+    Returns the class seen (also a hypothesis event: ``--hypothesis-show-statistics`` shows how often each class came).
+    """
     outcome = _check(call, spec, garbage, seed)
     with contextlib.suppress(InvalidArgument):  # outside a @given test there is no event log
         event(outcome)
@@ -255,8 +260,10 @@ def scalar_forms(draw, n: int, lo: float, hi: float, name: str, valid: bool = Fa
 
 @st.composite
 def geometry_forms(draw, array: np.ndarray, name: str, valid: bool = False):
-    """R or T in one of its forms (float tensor, nested list, grad; unless ``valid`` also
-    float64, integer, bad)."""
+    """R or T in one of its forms.
+
+    Float tensor, nested list, grad; unless ``valid`` also float64, integer, bad.
+    """
     forms = ("grad", "grad", "tensor", "list")
     if not valid:
         forms += ("float64", "int", "bad")
@@ -313,8 +320,11 @@ METHODS = (
 
 @st.composite
 def camera_calls(draw, methods=METHODS, off_group=(0.0, 0.0, 0.05, 0.2), any_input=True):
-    """Cameras of one kind, a method and its arguments. ``any_input=False`` draws only valid
-    input, with ``R`` a differentiable leaf."""
+    """Cameras of one kind, a method and its arguments.
+
+    ``any_input=False`` draws only valid
+    input, with ``R`` a differentiable leaf.
+    """
     rng = _rng(draw)
     kind = draw(st.sampled_from(tuple(CAMERA_FIELDS)))
     n = draw(st.integers(1, 3))

@@ -1,5 +1,6 @@
-"""Differential tests of the rendering API: voxrender against PyTorch3D on valid, edge and invalid
-input.
+"""Differential tests of the rendering API.
+
+voxrender against PyTorch3D on valid, edge and invalid input.
 
 Each test draws one input (hypothesis: valid, degenerate-but-legal and invalid values mixed),
 runs the same calls on both libraries and checks the *outcome class*:
@@ -313,8 +314,11 @@ def volume_args(draw, batch=None):
 
 
 def _int_flag(args: dict) -> bool:
-    """``align_corners`` given as an int: PyTorch3D constructs such volumes but its
-    ``grid_sample`` call then refuses the int; voxrender renders them (documented)."""
+    """``align_corners`` given as an int.
+
+    PyTorch3D constructs such volumes but its
+    ``grid_sample`` call then refuses the int; voxrender renders them (documented).
+    """
     flag = args["align_corners"]
     return isinstance(flag, int) and not isinstance(flag, bool)
 
@@ -625,8 +629,11 @@ def test_implicit_renderer(n_cameras, function, marcher, seed):
 
 
 def test_every_outcome_class_was_exercised():
-    """The generators reach agreement, shared refusals (this runs after the tests above in
-    file order; alone it only checks the bookkeeping)."""
+    """The generators reach agreement, shared refusals.
+
+    (This runs after the tests above in
+    file order; alone it only checks the bookkeeping).
+    """
     if _STATS["examples"] == 0:
         pytest.skip("run with the differential tests above to count their outcomes")
     assert _STATS["both_ok"] > 0 and _STATS["both_refused"] > 0, _STATS

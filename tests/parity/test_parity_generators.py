@@ -112,8 +112,10 @@ def test_assert_parity_catches_a_difference():
 @pytest.mark.skipif(REAL_PYTORCH3D, reason="a real PyTorch3D is installed: the suite runs")
 @pytest.mark.parametrize("module", ["test_pytorch3d_parity.py", "test_differential_geometry.py"])
 def test_live_parity_suite_skips_cleanly_with_the_reason(module, tmp_path):
-    """Without PyTorch3D (no install, and the oracle's copy pointed at an empty folder) the live
-    modules skip at collection and say why."""
+    """Without PyTorch3D the live modules skip at collection and say why.
+
+    Without: no install, and the oracle's copy pointed at an empty folder.
+    """
     here = Path(__file__).parent
     env = dict(os.environ, VOXRENDER_PYTORCH3D_PATH=str(tmp_path / "no-pytorch3d"))
     result = subprocess.run(

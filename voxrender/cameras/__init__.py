@@ -25,20 +25,23 @@ Dimensions:
     ``P``: points per camera.
     ``H, W``: image height and width in pixels.
 
-Where things live: :mod:`voxrender.cameras_base` (:class:`CamerasBase`, screen <-> NDC),
-:mod:`voxrender.cameras_fov`, :mod:`voxrender.cameras_focal`, :mod:`voxrender.cameras_world_view`
-(world -> view) and :mod:`voxrender.look_at`; every public name is re-exported here.
+Where things live: :mod:`~voxrender.cameras.base` (:class:`CamerasBase`, screen <-> NDC),
+:mod:`~voxrender.cameras.fov`, :mod:`~voxrender.cameras.focal`,
+:mod:`~voxrender.cameras.world_view` (world -> view), :mod:`~voxrender.cameras.look_at` and
+:mod:`~voxrender.cameras.camera_utils` (batch joining, turning on the spot), all built on the
+package-private :mod:`~voxrender.cameras._helpers`; every public name is re-exported here.
 """
 
-from .cameras_base import CamerasBase, get_ndc_to_screen_transform, get_screen_to_ndc_transform
-from .cameras_focal import OrthographicCameras, PerspectiveCameras
-from .cameras_fov import FoVOrthographicCameras, FoVPerspectiveCameras
-from .cameras_world_view import get_world_to_view_transform
+from .base import CamerasBase, get_ndc_to_screen_transform, get_screen_to_ndc_transform
+from .camera_utils import camera_to_eye_at_up, join_cameras_as_batch, rotate_on_spot
+from .focal import OrthographicCameras, PerspectiveCameras
+from .fov import FoVOrthographicCameras, FoVPerspectiveCameras
 from .look_at import (
     camera_position_from_spherical_angles,
     look_at_rotation,
     look_at_view_transform,
 )
+from .world_view import get_world_to_view_transform
 
 __all__ = [
     "CamerasBase",
@@ -47,9 +50,12 @@ __all__ = [
     "OrthographicCameras",
     "PerspectiveCameras",
     "camera_position_from_spherical_angles",
+    "camera_to_eye_at_up",
     "get_ndc_to_screen_transform",
     "get_screen_to_ndc_transform",
     "get_world_to_view_transform",
+    "join_cameras_as_batch",
     "look_at_rotation",
     "look_at_view_transform",
+    "rotate_on_spot",
 ]

@@ -13,16 +13,16 @@ import math
 
 import torch
 
-from ._checks import broadcast_batch_sizes
-from .cameras_utils import (
-    _BatchFloat,
-    _check_bool,
-    _expand,
-    _scalar_field,
-    _user_dtype,
-    _vector_field,
+from .._checks import broadcast_batch_sizes
+from ..transforms import _make_device
+from ._helpers import (
+    BatchFloat,
+    check_bool,
+    expand,
+    scalar_field,
+    user_dtype,
+    vector_field,
 )
-from .transforms import _make_device
 
 __all__ = [
     "camera_position_from_spherical_angles",
@@ -37,9 +37,9 @@ __all__ = [
 
 
 def _worded_vector(value: object, name: str, dtype, device) -> torch.Tensor:
-    """:func:`_vector_field` with PyTorch3D's wording leading its shape errors."""
+    """:func:`vector_field` with PyTorch3D's wording leading its shape errors."""
     try:
-        return _vector_field(value, name, dtype, device)
+        return vector_field(value, name, dtype, device)
     except ValueError as e:
         raise type(e)(f"Expected arg {name} to have shape (N, 3) ({e})") from None
 
@@ -49,12 +49,12 @@ def _broadcast_inputs(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Scalars -> ``(N,)``, 3-vectors -> ``(N, 3)``, in a common dtype on ``device``."""
     device = _make_device(device)
-    dtype = _user_dtype([*scalars.values(), *vectors.values()])
-    s = {k: _scalar_field(v, k, dtype, device) for k, v in scalars.items()}
+    dtype = user_dtype([*scalars.values(), *vectors.values()])
+    s = {k: scalar_field(v, k, dtype, device) for k, v in scalars.items()}
     v = {k: _worded_vector(x, k, dtype, device) for k, x in vectors.items()}
     sizes = {k: t.shape[0] for k, t in (*s.items(), *v.items())}
     n = broadcast_batch_sizes(sizes)
-    return {k: _expand(t, n) for k, t in s.items()}, {k: _expand(t, n) for k, t in v.items()}
+    return {k: expand(t, n) for k, t in s.items()}, {k: expand(t, n) for k, t in v.items()}
 
 
 def _spherical_to_position(dist, elev, azim, degrees: bool) -> torch.Tensor:  # (N, 3)
@@ -68,9 +68,9 @@ def _spherical_to_position(dist, elev, azim, degrees: bool) -> torch.Tensor:  # 
 
 
 def camera_position_from_spherical_angles(
-    distance: _BatchFloat,
-    elevation: _BatchFloat,
-    azimuth: _BatchFloat,
+    distance: BatchFloat,
+    elevation: BatchFloat,
+    azimuth: BatchFloat,
     degrees: bool = True,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
@@ -86,7 +86,7 @@ def camera_position_from_spherical_angles(
     Returns:
         Positions ``(N, 3)``.
     """
-    _check_bool(degrees, "degrees")
+    check_bool(degrees, "degrees")
     s, _ = _broadcast_inputs(
         {"distance": distance, "elevation": elevation, "azimuth": azimuth}, {}, device
     )
@@ -99,8 +99,11 @@ def _normalize(v: torch.Tensor) -> torch.Tensor:
 
 
 def _check_distinct(position: torch.Tensor, at: torch.Tensor, name: str) -> None:
-    """Refuse a camera at the point it looks at (no viewing direction; PyTorch3D returns a
-    matrix that is not a rotation), where readable without a host sync (CPU, not compiling)."""
+    """Refuse a camera at the point it looks at.
+
+    It has no viewing direction (PyTorch3D returns a matrix that is not a rotation). Checked
+    where readable without a host sync (CPU, not compiling).
+    """
     if position.device.type != "cpu" or torch.compiler.is_compiling():
         return
     with torch.no_grad():
@@ -154,9 +157,9 @@ def look_at_rotation(
 
 
 def look_at_view_transform(
-    dist: _BatchFloat = 1.0,
-    elev: _BatchFloat = 0.0,
-    azim: _BatchFloat = 0.0,
+    dist: BatchFloat = 1.0,
+    elev: BatchFloat = 0.0,
+    azim: BatchFloat = 0.0,
     degrees: bool = True,
     eye=None,
     at=((0, 0, 0),),
@@ -178,7 +181,7 @@ def look_at_view_transform(
     Returns:
         ``R`` ``(N, 3, 3)`` and ``T`` ``(N, 3)`` for :class:`FoVPerspectiveCameras`.
     """
-    _check_bool(degrees, "degrees")
+    check_bool(degrees, "degrees")
     if eye is not None:
         _, v = _broadcast_inputs({}, {"eye": eye, "at": at, "up": up}, device)
         position = v["eye"]

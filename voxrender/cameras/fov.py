@@ -18,21 +18,21 @@ from typing import Any, ClassVar
 
 import torch
 
-from .cameras_base import CamerasBase
-from .cameras_utils import (
-    _R,
-    _T,
-    _axis_affine,
-    _BatchFloat,
-    _check_bool,
-    _column_matrix_transform,
-    _first_bad,
-    _host_values,
-    _required,
-    _sparse_matrix,
-    _vector_field,
+from ..transforms import Transform3d
+from ._helpers import (
+    DEFAULT_R,
+    DEFAULT_T,
+    BatchFloat,
+    axis_affine,
+    check_bool,
+    column_matrix_transform,
+    first_bad,
+    host_values,
+    required,
+    sparse_matrix,
+    vector_field,
 )
-from .transforms import Transform3d
+from .base import CamerasBase
 
 __all__ = [
     "FoVOrthographicCameras",
@@ -41,8 +41,9 @@ __all__ = [
 
 
 class _NDCCameras(CamerasBase):
-    """Shared shell of the cameras defined in NDC (:class:`FoVPerspectiveCameras` and
-    :class:`FoVOrthographicCameras`): ``in_ndc`` and ``unproject_points``.
+    """Shared shell of the cameras defined in NDC: ``in_ndc`` and ``unproject_points``.
+
+    The cameras: :class:`FoVPerspectiveCameras` and :class:`FoVOrthographicCameras`.
 
     A subclass sets ``_ndc_depth`` (view depth -> NDC ``z`` from the projection matrix's entries
     ``[2, 2]`` and ``[3, 2]``) and ``_CHECK_UNPROJECT_FLAGS`` (whether ``world_coordinates`` and
@@ -82,8 +83,8 @@ class _NDCCameras(CamerasBase):
         """
         kwargs.pop("from_ndc", None)
         if self._CHECK_UNPROJECT_FLAGS:
-            _check_bool(world_coordinates, "world_coordinates")
-            _check_bool(scaled_depth_input, "scaled_depth_input")
+            check_bool(world_coordinates, "world_coordinates")
+            check_bool(scaled_depth_input, "scaled_depth_input")
         xy_depth = self._check_xy_depth(xy_depth)
         projection = self.get_projection_transform(**kwargs)
         to_ndc = projection
@@ -150,17 +151,17 @@ class FoVPerspectiveCameras(_NDCCameras):
 
     def __init__(
         self,
-        znear: _BatchFloat = 1.0,
-        zfar: _BatchFloat = 100.0,
-        aspect_ratio: _BatchFloat = 1.0,
-        fov: _BatchFloat = 60.0,
+        znear: BatchFloat = 1.0,
+        zfar: BatchFloat = 100.0,
+        aspect_ratio: BatchFloat = 1.0,
+        fov: BatchFloat = 60.0,
         degrees: bool = True,
-        R: torch.Tensor = _R,
-        T: torch.Tensor = _T,
+        R: torch.Tensor = DEFAULT_R,
+        T: torch.Tensor = DEFAULT_T,
         K: torch.Tensor | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.degrees = _check_bool(degrees, "degrees")
+        self.degrees = check_bool(degrees, "degrees")
         self._init_fields(
             device, K=K, znear=znear, zfar=zfar, aspect_ratio=aspect_ratio, fov=fov, R=R, T=T
         )
@@ -176,32 +177,33 @@ class FoVPerspectiveCameras(_NDCCameras):
         """
         owner = type(self).__name__
         names = ("znear", "zfar", "fov", "aspect_ratio")
-        fields = [_required(self._override(k, kwargs), k, owner) for k in names]
-        values = {k: _host_values(v, v) for k, v in zip(names, fields, strict=True)}
+        fields = [required(self._override(k, kwargs), k, owner) for k in names]
+        values = {k: host_values(v, v) for k, v in zip(names, fields, strict=True)}
         for name in ("znear", "aspect_ratio"):
             v = values[name]
             if v is not None and not bool((v != 0).all()):
                 raise ValueError(f"{name}: expected non-zero values, got 0")
         fov = values["fov"]
         if fov is not None:
-            degrees = _check_bool(kwargs.get("degrees", self.degrees), "degrees")
+            degrees = check_bool(kwargs.get("degrees", self.degrees), "degrees")
             half = fov * (math.pi / 360 if degrees else 0.5)
             ok = torch.tan(half) != 0
             if not bool(ok.all()):
                 raise ValueError(
                     f"fov: expected a field of view with tan(fov / 2) != 0, "
-                    f"got {_first_bad(fov, ok):g} {'degrees' if degrees else 'radians'}"
+                    f"got {first_bad(fov, ok):g} {'degrees' if degrees else 'radians'}"
                 )
         near, far = values["znear"], values["zfar"]
         if near is not None and far is not None:
             near, far = torch.broadcast_tensors(near, far)
             if not bool((far != near).all()):
                 raise ValueError(
-                    f"zfar: expected values != znear, got {_first_bad(far, far != near):g}"
+                    f"zfar: expected values != znear, got {first_bad(far, far != near):g}"
                 )
         return tuple(fields)
 
     def is_perspective(self) -> bool:
+        """True: a perspective projection."""
         return True
 
     @staticmethod
@@ -219,7 +221,7 @@ class FoVPerspectiveCameras(_NDCCameras):
                 sizes 1 and ``len(self)`` broadcast to ``len(self)``.
             degrees: whether ``fov`` is in degrees.
         """
-        degrees = _check_bool(degrees, "degrees")
+        degrees = check_bool(degrees, "degrees")
         given = {"znear": znear, "zfar": zfar, "fov": fov, "aspect_ratio": aspect_ratio}
         fields = self._projection_fields({**given, "degrees": degrees})
         return _fov_projection(*fields, degrees)[0].transpose(1, 2)
@@ -233,8 +235,8 @@ class FoVPerspectiveCameras(_NDCCameras):
         """
         K = self._override("K", kwargs)
         if K is not None:
-            return _column_matrix_transform(K)
-        degrees = _check_bool(kwargs.get("degrees", self.degrees), "degrees")
+            return column_matrix_transform(K)
+        degrees = check_bool(kwargs.get("degrees", self.degrees), "degrees")
         matrix, inverse = _fov_projection(*self._projection_fields(kwargs), degrees)
         return Transform3d._with_inverse(matrix, inverse)
 
@@ -249,7 +251,7 @@ def _fov_projection(znear, zfar, fov, aspect_ratio, degrees: bool):
     f1 = zfar / depth_range  # z_ndc = f1 + f2 / z
     f2 = -(zfar * znear) / depth_range
     one = torch.ones_like(fov)
-    matrix = _sparse_matrix(
+    matrix = sparse_matrix(
         {
             (0, 0): 1 / (tan_half * aspect_ratio),
             (1, 1): 1 / tan_half,
@@ -261,7 +263,7 @@ def _fov_projection(znear, zfar, fov, aspect_ratio, degrees: bool):
     )
 
     def inverse() -> torch.Tensor:
-        return _sparse_matrix(
+        return sparse_matrix(
             {
                 (0, 0): tan_half * aspect_ratio,
                 (1, 1): tan_half,
@@ -329,7 +331,7 @@ class FoVOrthographicCameras(_NDCCameras):
         "min_x": (),
         "scale_xyz": (3,),
     }
-    _CONVERTERS: ClassVar[dict[str, Callable[..., torch.Tensor]]] = {"scale_xyz": _vector_field}
+    _CONVERTERS: ClassVar[dict[str, Callable[..., torch.Tensor]]] = {"scale_xyz": vector_field}
 
     K: torch.Tensor | None
     znear: torch.Tensor
@@ -342,15 +344,15 @@ class FoVOrthographicCameras(_NDCCameras):
 
     def __init__(
         self,
-        znear: _BatchFloat = 1.0,
-        zfar: _BatchFloat = 100.0,
-        max_y: _BatchFloat = 1.0,
-        min_y: _BatchFloat = -1.0,
-        max_x: _BatchFloat = 1.0,
-        min_x: _BatchFloat = -1.0,
+        znear: BatchFloat = 1.0,
+        zfar: BatchFloat = 100.0,
+        max_y: BatchFloat = 1.0,
+        min_y: BatchFloat = -1.0,
+        max_x: BatchFloat = 1.0,
+        min_x: BatchFloat = -1.0,
         scale_xyz: Sequence | torch.Tensor = ((1.0, 1.0, 1.0),),
-        R: torch.Tensor = _R,
-        T: torch.Tensor = _T,
+        R: torch.Tensor = DEFAULT_R,
+        T: torch.Tensor = DEFAULT_T,
         K: torch.Tensor | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -386,19 +388,20 @@ class FoVOrthographicCameras(_NDCCameras):
         ``ValueError`` here, where readable without a host sync.
         """
         owner = type(self).__name__
-        fields = [_required(self._override(k, kwargs), k, owner) for k in self._AXES]
-        values = {k: _host_values(v, v) for k, v in zip(self._AXES, fields, strict=True)}
+        fields = [required(self._override(k, kwargs), k, owner) for k in self._AXES]
+        values = {k: host_values(v, v) for k, v in zip(self._AXES, fields, strict=True)}
         for low, high in (("znear", "zfar"), ("min_x", "max_x"), ("min_y", "max_y")):
             lo, hi = values[low], values[high]
             if lo is not None and hi is not None:
                 lo, hi = torch.broadcast_tensors(lo, hi)
                 if not bool((hi != lo).all()):
                     raise ValueError(
-                        f"{high}: expected values != {low}, got {_first_bad(hi, hi != lo):g}"
+                        f"{high}: expected values != {low}, got {first_bad(hi, hi != lo):g}"
                     )
         return tuple(fields)
 
     def is_perspective(self) -> bool:
+        """False: an orthographic projection."""
         return False
 
     @staticmethod
@@ -418,7 +421,7 @@ class FoVOrthographicCameras(_NDCCameras):
         given = (znear, zfar, max_x, min_x, max_y, min_y, scale_xyz)
         fields = self._projection_fields(dict(zip(self._AXES, given, strict=True)))
         scale, shift = _fov_orthographic_axes(*fields)
-        return _axis_affine(scale, shift).get_matrix().transpose(1, 2)
+        return axis_affine(scale, shift).get_matrix().transpose(1, 2)
 
     def get_projection_transform(self, **kwargs: Any) -> Transform3d:
         """View -> NDC transform (row-vector matrices ``(N, 4, 4)``).
@@ -429,6 +432,6 @@ class FoVOrthographicCameras(_NDCCameras):
         """
         K = self._override("K", kwargs)
         if K is not None:
-            return _column_matrix_transform(K)
+            return column_matrix_transform(K)
         scale, shift = _fov_orthographic_axes(*self._projection_fields(kwargs))
-        return _axis_affine(scale, shift)
+        return axis_affine(scale, shift)

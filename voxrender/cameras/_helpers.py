@@ -1,5 +1,8 @@
 """Shared pieces of the cameras: per-camera field conversion and checks, small transform builders.
 
+Private to :mod:`voxrender.cameras` (the module name says so); the names here are its modules'
+shared vocabulary, public among them and not re-exported.
+
 Every per-camera field is stored as a tensor with the batch size ``N`` first (see
 :mod:`voxrender.cameras` for the conventions); the functions here check, convert and broadcast
 what users give, and build the ``(N, 4, 4)`` row-vector matrices the cameras compose.
@@ -14,17 +17,39 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import ArgumentTypeError, as_batched_param, as_flag, check_shape, describe
-from .transforms import Transform3d, _affine_matrix, _numerical_inverse
+from .._checks import ArgumentTypeError, as_batched_param, as_flag, check_shape, describe
+from ..transforms import Transform3d, _affine_matrix, _numerical_inverse
 
-__all__: list[str] = []
+__all__ = [
+    "DEFAULT_R",
+    "DEFAULT_T",
+    "BatchFloat",
+    "axis_affine",
+    "check_bool",
+    "check_image_size_values",
+    "check_ordered",
+    "column_matrix_transform",
+    "expand",
+    "first_bad",
+    "focal_length_field",
+    "geometry_tensor",
+    "host_values",
+    "matrix_field",
+    "real_tensor",
+    "required",
+    "scalar_field",
+    "sparse_matrix",
+    "user_dtype",
+    "vector_field",
+    "xy_field",
+]
 
 # Defaults (identity extrinsics), as in PyTorch3D. Recognised by identity: they never decide
 # the dtype or device of a camera.
-_R = torch.eye(3)[None]  # (1, 3, 3)
-_T = torch.zeros(1, 3)  # (1, 3)
+DEFAULT_R = torch.eye(3)[None]  # (1, 3, 3)
+DEFAULT_T = torch.zeros(1, 3)  # (1, 3)
 
-_BatchFloat = float | Sequence[float] | torch.Tensor
+BatchFloat = float | Sequence[float] | torch.Tensor
 
 
 # ---------------------------------------------------------------------------------------------
@@ -32,7 +57,7 @@ _BatchFloat = float | Sequence[float] | torch.Tensor
 # ---------------------------------------------------------------------------------------------
 
 
-def _user_dtype(values: Sequence[object], defaults: Sequence[object] = ()) -> torch.dtype:
+def user_dtype(values: Sequence[object], defaults: Sequence[object] = ()) -> torch.dtype:
     """Promoted dtype of the floating tensors among ``values`` (defaults excluded)."""
     dtype = None
     for value in values:
@@ -43,7 +68,7 @@ def _user_dtype(values: Sequence[object], defaults: Sequence[object] = ()) -> to
     return torch.get_default_dtype() if dtype is None else dtype
 
 
-def _geometry_tensor(
+def geometry_tensor(
     value: object, name: str, spec: str, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """A real tensor or a nested sequence of numbers -> a tensor in ``dtype`` (graph kept).
@@ -65,17 +90,17 @@ def _geometry_tensor(
     raise ArgumentTypeError(f"{name}: expected a tensor of shape {spec}, got {describe(value)}")
 
 
-def _matrix_field(
+def matrix_field(
     value: object, name: str, trailing: tuple[int, ...], dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """A tensor (or nested sequence) ``(N, *trailing)`` -> checked, cast and moved (graph kept)."""
     spec = "(N, " + ", ".join(map(str, trailing)) + ")"
-    tensor = _geometry_tensor(value, name, spec, dtype, device)
+    tensor = geometry_tensor(value, name, spec, dtype, device)
     check_shape(tensor, name, ndim=len(trailing) + 1, last=trailing, spec=spec)
     return tensor
 
 
-def _scalar_field(
+def scalar_field(
     value: object, name: str, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """A per-camera number: a number, a list, or a tensor ``()``, ``(N,)`` or ``(N, 1)`` -> ``(N,)``."""
@@ -84,16 +109,16 @@ def _scalar_field(
     return as_batched_param(value, name, dtype=dtype, device=device)
 
 
-def _vector_field(
+def vector_field(
     value: object, name: str, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """A 3-vector or a batch of them (tensor, integer tensor or nested sequence) -> ``(N, 3)``."""
-    tensor = _geometry_tensor(value, name, "(3,) or (N, 3)", dtype, device)
+    tensor = geometry_tensor(value, name, "(3,) or (N, 3)", dtype, device)
     check_shape(tensor, name, ndim=(1, 2), last=(3,), spec="(3,) or (N, 3)")
     return tensor.reshape(-1, 3)
 
 
-def _required(value: torch.Tensor | None, name: str, owner: str) -> torch.Tensor:
+def required(value: torch.Tensor | None, name: str, owner: str) -> torch.Tensor:
     """``value``, or a clear ``ValueError`` where a field set to None is needed."""
     if value is None:
         raise ValueError(
@@ -103,11 +128,11 @@ def _required(value: torch.Tensor | None, name: str, owner: str) -> torch.Tensor
     return value
 
 
-def _expand(tensor: torch.Tensor, n: int) -> torch.Tensor:
+def expand(tensor: torch.Tensor, n: int) -> torch.Tensor:
     return tensor.expand(n, *tensor.shape[1:])
 
 
-def _host_values(raw: object, converted: torch.Tensor) -> torch.Tensor | None:
+def host_values(raw: object, converted: torch.Tensor) -> torch.Tensor | None:
     """The values of a scalar field where reading them costs no device sync, else None."""
     if torch.compiler.is_compiling():
         return None
@@ -118,11 +143,11 @@ def _host_values(raw: object, converted: torch.Tensor) -> torch.Tensor | None:
     return torch.tensor(raw, dtype=torch.float64).reshape(-1)
 
 
-def _first_bad(values: torch.Tensor, ok: torch.Tensor) -> float:
+def first_bad(values: torch.Tensor, ok: torch.Tensor) -> float:
     return float(values[~ok][0])
 
 
-def _check_ordered(values: dict[str, torch.Tensor | None], low: str, high: str) -> None:
+def check_ordered(values: dict[str, torch.Tensor | None], low: str, high: str) -> None:
     """``values[high] > values[low]`` elementwise (after broadcasting), where both are known."""
     lo, hi = values[low], values[high]
     if lo is None or hi is None:
@@ -142,21 +167,19 @@ def _check_ordered(values: dict[str, torch.Tensor | None], low: str, high: str) 
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_bool(value: object, name: str) -> bool:
+def check_bool(value: object, name: str) -> bool:
     """A flag: a bool or 0 / 1 (as PyTorch3D code passes them) -> bool."""
     return as_flag(value, name)
 
 
-def _sparse_matrix(
-    entries: dict[tuple[int, int], torch.Tensor], like: torch.Tensor
-) -> torch.Tensor:
+def sparse_matrix(entries: dict[tuple[int, int], torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """``(N, 4, 4)`` matrices with the given ``(N,)`` entries and zeros elsewhere."""
     zero = torch.zeros_like(like)
     flat = [entries.get((i, j), zero) for i in range(4) for j in range(4)]
     return torch.stack(flat, dim=-1).reshape(-1, 4, 4)
 
 
-def _axis_affine(scale: torch.Tensor, shift: torch.Tensor) -> Transform3d:
+def axis_affine(scale: torch.Tensor, shift: torch.Tensor) -> Transform3d:
     """``p -> p * scale + shift`` per axis (``scale``, ``shift`` ``(N, 3)``), inverted in closed form."""
     matrix = _affine_matrix(torch.diag_embed(scale), shift)  # (N, 4, 4)
 
@@ -167,13 +190,13 @@ def _axis_affine(scale: torch.Tensor, shift: torch.Tensor) -> Transform3d:
     return Transform3d._with_inverse(matrix, inverse)
 
 
-def _column_matrix_transform(K: torch.Tensor) -> Transform3d:
+def column_matrix_transform(K: torch.Tensor) -> Transform3d:
     """A user's column-vector projection matrices ``K`` ``(N, 4, 4)`` as a transform (``K^T``)."""
     matrix = K.transpose(1, 2)
     return Transform3d._with_inverse(matrix, lambda: _numerical_inverse(matrix))
 
 
-def _real_tensor(
+def real_tensor(
     value: object, name: str, dtype: torch.dtype, device: torch.device, forms: str
 ) -> torch.Tensor:
     """A number, a nested sequence of numbers or a real tensor -> a tensor (shape as given)."""
@@ -189,12 +212,12 @@ def _real_tensor(
         raise ArgumentTypeError(f"{name}: expected {forms}, got {describe(value)}") from None
 
 
-def _focal_length_field(
+def focal_length_field(
     value: object, name: str, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """``f``, ``(N,)``, ``(N, 1)`` or ``(N, 2)`` -> ``(N, 2)`` as ``(fx, fy)`` (graph kept)."""
     spec = "(), (N,), (N, 1) or (N, 2)"
-    tensor = _real_tensor(value, name, dtype, device, f"a number or a tensor of shape {spec}")
+    tensor = real_tensor(value, name, dtype, device, f"a number or a tensor of shape {spec}")
     if tensor.ndim < 2:
         tensor = tensor.reshape(-1, 1)  # (N, 1)
     if tensor.ndim != 2 or tensor.shape[1] not in (1, 2) or tensor.shape[0] == 0:
@@ -202,9 +225,9 @@ def _focal_length_field(
     return tensor.expand(-1, 2)
 
 
-def _xy_field(value: object, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def xy_field(value: object, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A pair ``(2,)`` or a batch of pairs ``(N, 2)`` / ``(N, 2, 1)`` (tensor or sequence) -> ``(N, 2)``."""
-    tensor = _real_tensor(value, name, dtype, device, "a pair or a tensor of shape (N, 2)")
+    tensor = real_tensor(value, name, dtype, device, "a pair or a tensor of shape (N, 2)")
     if tensor.ndim == 3 and tensor.shape[2] == 1:
         tensor = tensor[..., 0]  # (N, 2, 1) -> (N, 2), as PyTorch3D accepts
     if tensor.ndim not in (1, 2) or tensor.shape[-1] != 2 or tensor.shape[0] == 0:
@@ -214,9 +237,9 @@ def _xy_field(value: object, name: str, dtype: torch.dtype, device: torch.device
     return tensor.reshape(-1, 2)
 
 
-def _check_image_size_values(raw: object, converted: torch.Tensor) -> None:
-    values = _host_values(raw, converted)
+def check_image_size_values(raw: object, converted: torch.Tensor) -> None:
+    values = host_values(raw, converted)
     if values is not None and not bool((values >= 1).all()):
         raise ValueError(
-            f"image_size: expected (height, width) values >= 1, got {_first_bad(values, values >= 1):g}"
+            f"image_size: expected (height, width) values >= 1, got {first_bad(values, values >= 1):g}"
         )

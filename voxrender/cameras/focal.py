@@ -17,21 +17,21 @@ from typing import Any, ClassVar
 
 import torch
 
-from .cameras_base import CamerasBase, _image_size_for
-from .cameras_utils import (
-    _R,
-    _T,
-    _axis_affine,
-    _check_bool,
-    _check_image_size_values,
-    _column_matrix_transform,
-    _focal_length_field,
-    _host_values,
-    _required,
-    _sparse_matrix,
-    _xy_field,
+from ..transforms import SingularTransformError, Transform3d
+from ._helpers import (
+    DEFAULT_R,
+    DEFAULT_T,
+    axis_affine,
+    check_bool,
+    check_image_size_values,
+    column_matrix_transform,
+    focal_length_field,
+    host_values,
+    required,
+    sparse_matrix,
+    xy_field,
 )
-from .transforms import SingularTransformError, Transform3d
+from .base import CamerasBase, image_size_for
 
 __all__ = [
     "OrthographicCameras",
@@ -61,14 +61,14 @@ def _focal_projection(
     px, py = principal.unbind(1)
     one, zero = torch.ones_like(fx), torch.zeros_like(fx)
     if orthographic:
-        return _axis_affine(torch.stack((fx, fy, one), 1), torch.stack((px, py, zero), 1))
+        return axis_affine(torch.stack((fx, fy, one), 1), torch.stack((px, py, zero), 1))
     # Row-vector form: [x, y, z, 1] @ M = [fx x + px z, fy y + py z, 1, z].
-    matrix = _sparse_matrix(
+    matrix = sparse_matrix(
         {(0, 0): fx, (1, 1): fy, (2, 0): px, (2, 1): py, (2, 3): one, (3, 2): one}, fx
     )
 
     def inverse() -> torch.Tensor:
-        return _sparse_matrix(
+        return sparse_matrix(
             {
                 (0, 0): 1 / fx,
                 (1, 1): 1 / fy,
@@ -84,11 +84,14 @@ def _focal_projection(
 
 
 def _check_invertible(projection: Transform3d) -> None:
-    """A zero focal length makes the projection singular: PyTorch3D's unprojection fails in
+    """Refuse a zero focal length, which makes the projection singular.
+
+    PyTorch3D's unprojection fails in
     ``torch.inverse``; here :class:`SingularTransformError` (a ``ValueError`` and
-    ``torch.linalg.LinAlgError``), where readable without a host sync."""
+    ``torch.linalg.LinAlgError``), where readable without a host sync.
+    """
     matrix = projection.get_matrix()
-    diagonal = _host_values(matrix, matrix[:, [0, 1], [0, 1]])
+    diagonal = host_values(matrix, matrix[:, [0, 1], [0, 1]])
     if diagonal is not None and not bool((matrix[:, [0, 1], [0, 1]] != 0).all()):
         raise SingularTransformError(
             "focal_length: expected non-zero values to unproject points, got 0"
@@ -111,9 +114,9 @@ class _FocalCameras(CamerasBase):
     }
     _DTYPE_NEUTRAL = ("image_size",)
     _CONVERTERS: ClassVar[dict[str, Callable[..., torch.Tensor]]] = {
-        "focal_length": _focal_length_field,
-        "principal_point": _xy_field,
-        "image_size": _xy_field,
+        "focal_length": focal_length_field,
+        "principal_point": xy_field,
+        "image_size": xy_field,
     }
 
     K: torch.Tensor | None
@@ -125,14 +128,14 @@ class _FocalCameras(CamerasBase):
         self,
         focal_length: float | Sequence | torch.Tensor = 1.0,
         principal_point: Sequence | torch.Tensor = ((0.0, 0.0),),
-        R: torch.Tensor = _R,
-        T: torch.Tensor = _T,
+        R: torch.Tensor = DEFAULT_R,
+        T: torch.Tensor = DEFAULT_T,
         K: torch.Tensor | None = None,
         device: torch.device | str = "cpu",
         in_ndc: bool = True,
         image_size: Sequence | torch.Tensor | None = None,
     ) -> None:
-        self._in_ndc = _check_bool(in_ndc, "in_ndc")
+        self._in_ndc = check_bool(in_ndc, "in_ndc")
         if focal_length is None:  # PyTorch3D fails here too (with an AttributeError)
             raise ValueError(
                 "focal_length: expected a number or a tensor of shape (), (N,), (N, 1) or "
@@ -151,7 +154,7 @@ class _FocalCameras(CamerasBase):
     def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
         """Image sizes must be >= 1 pixel (PyTorch3D's check, at construction)."""
         if "image_size" in fields:
-            _check_image_size_values(*fields["image_size"])
+            check_image_size_values(*fields["image_size"])
 
     def in_ndc(self) -> bool:
         return self._in_ndc
@@ -165,10 +168,10 @@ class _FocalCameras(CamerasBase):
         """
         K = self._override("K", kwargs)
         if K is not None:
-            return _column_matrix_transform(K)
+            return column_matrix_transform(K)
         owner = type(self).__name__
-        focal = _required(self._override("focal_length", kwargs), "focal_length", owner)
-        principal = _required(self._override("principal_point", kwargs), "principal_point", owner)
+        focal = required(self._override("focal_length", kwargs), "focal_length", owner)
+        principal = required(self._override("principal_point", kwargs), "principal_point", owner)
         return _focal_projection(focal, principal, self._ORTHOGRAPHIC)
 
     def get_principal_point(self, **kwargs: Any) -> torch.Tensor:
@@ -188,7 +191,7 @@ class _FocalCameras(CamerasBase):
         """
         if self._in_ndc:
             return Transform3d(dtype=self.dtype, device=self.device)
-        size = _image_size_for(self, kwargs.get("image_size", self.image_size))  # (N, 2)
+        size = image_size_for(self, kwargs.get("image_size", self.image_size))  # (N, 2)
         principal = self.get_principal_point(**kwargs)  # (N, 2)
         half_short = size.min(dim=1).values / 2  # (N,)
         offset = size.flip(1) / 2 - 2 * principal  # (N, 2): (W/2 - 2 px, H/2 - 2 py)
@@ -196,7 +199,7 @@ class _FocalCameras(CamerasBase):
         inv = 1 / half_short
         scale = torch.stack((inv, inv, one), dim=1)  # (N, 3)
         shift = torch.cat((offset * inv[:, None], zero[:, None]), dim=1)  # (N, 3)
-        return _axis_affine(scale, shift)
+        return axis_affine(scale, shift)
 
     def unproject_points(
         self,
@@ -218,8 +221,8 @@ class _FocalCameras(CamerasBase):
         Returns:
             Points ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` input).
         """
-        _check_bool(world_coordinates, "world_coordinates")
-        _check_bool(from_ndc, "from_ndc")
+        check_bool(world_coordinates, "world_coordinates")
+        check_bool(from_ndc, "from_ndc")
         xy_depth = self._check_xy_depth(xy_depth)
         to_camera = self.get_projection_transform(**kwargs)
         if self._override("K", kwargs) is None:
@@ -258,6 +261,7 @@ class PerspectiveCameras(_FocalCameras):
     """
 
     def is_perspective(self) -> bool:
+        """True: a perspective projection."""
         return True
 
 
@@ -272,4 +276,5 @@ class OrthographicCameras(_FocalCameras):
     _ORTHOGRAPHIC = True
 
     def is_perspective(self) -> bool:
+        """False: an orthographic projection."""
         return False

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import (
+from .._checks import (
     broadcast_batch_sizes,
     check_floating,
     check_same_device,
     check_shape_worded,
 )
-from .cameras_utils import _R, _T
-from .transforms import Transform3d, _affine_matrix
+from ..transforms import Transform3d, _affine_matrix
+from ._helpers import DEFAULT_R, DEFAULT_T
 
 __all__ = [
     "get_world_to_view_transform",
+    "world_to_view",
 ]
 
 
-def _world_to_view(R: torch.Tensor, T: torch.Tensor) -> Transform3d:
+def world_to_view(R: torch.Tensor, T: torch.Tensor) -> Transform3d:
     """``p -> p @ R + T`` as ``Rotate(R).compose(Translate(T))`` (no validation).
 
     As in PyTorch3D, the rotation is the composition's first factor, so :meth:`inverse` (and the
@@ -41,7 +42,9 @@ def _world_to_view(R: torch.Tensor, T: torch.Tensor) -> Transform3d:
     return Transform3d._composed(matrix, ((rotation, None), (translation, inverse_translation)))
 
 
-def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> Transform3d:
+def get_world_to_view_transform(
+    R: torch.Tensor = DEFAULT_R, T: torch.Tensor = DEFAULT_T
+) -> Transform3d:
     """World -> view transform: rotate by ``R``, then translate by ``T`` (``p @ R + T``).
 
     Args:
@@ -51,8 +54,8 @@ def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> T
     Returns:
         A Transform3d of ``N`` transforms.
     """
-    if R is _R and isinstance(T, torch.Tensor) and T.is_floating_point():
-        R = _R.to(device=T.device, dtype=T.dtype)
+    if R is DEFAULT_R and isinstance(T, torch.Tensor) and T.is_floating_point():
+        R = DEFAULT_R.to(device=T.device, dtype=T.dtype)
     check_floating(R, "R")
     check_shape_worded(
         R,
@@ -62,8 +65,8 @@ def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> T
         last=(3, 3),
         spec="(N, 3, 3)",
     )
-    if T is _T:
-        T = _T.to(device=R.device, dtype=R.dtype)
+    if T is DEFAULT_T:
+        T = DEFAULT_T.to(device=R.device, dtype=R.dtype)
     check_floating(T, "T")
     check_shape_worded(
         T,
@@ -77,4 +80,4 @@ def get_world_to_view_transform(R: torch.Tensor = _R, T: torch.Tensor = _T) -> T
         raise TypeError(f"T: expected dtype {R.dtype} (R's), got {T.dtype}")
     check_same_device("T", T, R.device)
     broadcast_batch_sizes({"R": R.shape[0], "T": T.shape[0]})
-    return _world_to_view(R, T)
+    return world_to_view(R, T)

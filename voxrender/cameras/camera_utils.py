@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_floating, describe
-from .cameras_base import CamerasBase
-from .transforms import Transform3d
+from .._checks import check_floating, describe
+from ..transforms import Transform3d
+from .base import CamerasBase
 
 __all__ = ["camera_to_eye_at_up", "join_cameras_as_batch", "rotate_on_spot"]
 

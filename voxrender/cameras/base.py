@@ -1,7 +1,8 @@
-"""The base of all cameras (batch handling, per-camera fields, extrinsics, generic projections)
-and the NDC <-> screen (pixel) maps every camera uses.
+"""The base of all cameras and the NDC <-> screen (pixel) maps every camera uses.
 
-Subclasses (:mod:`voxrender.cameras_fov`, :mod:`voxrender.cameras_focal`) add the projection;
+The base: batch handling, per-camera fields, extrinsics, generic projections.
+
+Subclasses (:mod:`voxrender.cameras.fov`, :mod:`voxrender.cameras.focal`) add the projection;
 see :mod:`voxrender.cameras` for the coordinate systems.
 
 Dimensions:
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ._checks import (
+from .._checks import (
     ArgumentTypeError,
     IndexOutOfRangeError,
     broadcast_batch_sizes,
@@ -25,27 +26,28 @@ from ._checks import (
     check_shape,
     describe,
 )
-from .cameras_utils import (
-    _R,
-    _T,
-    _axis_affine,
-    _check_bool,
-    _check_image_size_values,
-    _expand,
-    _host_values,
-    _matrix_field,
-    _required,
-    _scalar_field,
-    _user_dtype,
-    _xy_field,
+from ..transforms import Transform3d, _make_device
+from ._helpers import (
+    DEFAULT_R,
+    DEFAULT_T,
+    axis_affine,
+    check_bool,
+    check_image_size_values,
+    expand,
+    host_values,
+    matrix_field,
+    required,
+    scalar_field,
+    user_dtype,
+    xy_field,
 )
-from .cameras_world_view import _world_to_view
-from .transforms import Transform3d, _make_device
+from .world_view import world_to_view
 
 __all__ = [
     "CamerasBase",
     "get_ndc_to_screen_transform",
     "get_screen_to_ndc_transform",
+    "image_size_for",
 ]
 
 
@@ -68,7 +70,7 @@ class CamerasBase:
     _FIELDS: ClassVar[tuple[str, ...]] = ("R", "T")
     _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ()
     _FIELD_SHAPES: ClassVar[dict[str, tuple[int, ...]]] = {"R": (3, 3), "T": (3,)}
-    _DEFAULTS: ClassVar[tuple[torch.Tensor, ...]] = (_R, _T)
+    _DEFAULTS: ClassVar[tuple[torch.Tensor, ...]] = (DEFAULT_R, DEFAULT_T)
     # Fields whose dtype never decides the cameras' dtype (e.g. integer-valued image sizes).
     _DTYPE_NEUTRAL: ClassVar[tuple[str, ...]] = ()
     # Fields with more forms than the default: name -> converter(value, name, dtype, device).
@@ -83,7 +85,7 @@ class CamerasBase:
         """Check, convert, broadcast and set the per-camera fields; sets ``device``, ``dtype``, ``_N``."""
         device = _make_device(device)
         deciding = [v for k, v in values.items() if k not in self._DTYPE_NEUTRAL]
-        dtype = _user_dtype(deciding, self._DEFAULTS)
+        dtype = user_dtype(deciding, self._DEFAULTS)
         converted: dict[str, torch.Tensor] = {}
         for name, value in values.items():
             if value is None:
@@ -94,7 +96,7 @@ class CamerasBase:
         self.dtype = dtype
         self._N = n
         for name in values:
-            setattr(self, name, _expand(converted[name], n) if name in converted else None)
+            setattr(self, name, expand(converted[name], n) if name in converted else None)
         self._check_values({name: (values[name], getattr(self, name)) for name in converted})
 
     def _convert_field(
@@ -110,8 +112,8 @@ class CamerasBase:
             return convert(value, name, dtype, device)
         trailing = self._FIELD_SHAPES[name]
         if trailing:
-            return _matrix_field(value, name, trailing, dtype, device)
-        return _scalar_field(value, name, dtype, device)
+            return matrix_field(value, name, trailing, dtype, device)
+        return scalar_field(value, name, dtype, device)
 
     def _check_values(self, fields: dict[str, tuple[Any, torch.Tensor]]) -> None:
         """Check field values where that needs no device sync (override in subclasses).
@@ -128,7 +130,7 @@ class CamerasBase:
         values = {}
         for name in names:
             given, converted = fields.get(name, (getattr(self, name), getattr(self, name)))
-            values[name] = _host_values(given, converted)
+            values[name] = host_values(given, converted)
         return values
 
     def _override(self, name: str, kwargs: dict[str, Any]) -> Any:
@@ -146,7 +148,7 @@ class CamerasBase:
                 f"{name}: expected a batch size of 1 or {self._N} (len(cameras)), "
                 f"got {out.shape[0]}"
             )
-        return _expand(out, self._N)
+        return expand(out, self._N)
 
     # ------------------------------------------------------------------ batch
 
@@ -231,17 +233,21 @@ class CamerasBase:
         return self
 
     def cpu(self) -> CamerasBase:
+        """``self.to("cpu")``."""
         return self.to("cpu")
 
     def cuda(self) -> CamerasBase:
+        """``self.to("cuda")``."""
         return self.to("cuda")
 
     # ------------------------------------------------------------------ queries
 
     def is_perspective(self) -> bool:
+        """Whether the projection is perspective (else orthographic)."""
         raise NotImplementedError(f"{type(self).__name__} must implement is_perspective")
 
     def in_ndc(self) -> bool:
+        """Whether the cameras are defined in NDC (else in screen space)."""
         raise NotImplementedError(f"{type(self).__name__} must implement in_ndc")
 
     def get_znear(self) -> torch.Tensor | None:
@@ -271,7 +277,7 @@ class CamerasBase:
         self.R = self._override("R", kwargs)
         self.T = self._override("T", kwargs)
         owner = type(self).__name__
-        return _world_to_view(_required(self.R, "R", owner), _required(self.T, "T", owner))
+        return world_to_view(required(self.R, "R", owner), required(self.T, "T", owner))
 
     def get_full_projection_transform(self, **kwargs: Any) -> Transform3d:
         """World -> camera (NDC or screen) transform; ``kwargs`` override fields."""
@@ -335,7 +341,7 @@ class CamerasBase:
         Returns:
             ``(N, P, 3)`` (``(P, 3)`` for one camera and ``(P, 3)`` points).
         """
-        _check_bool(with_xyflip, "with_xyflip")
+        check_bool(with_xyflip, "with_xyflip")
         points_ndc = self.transform_points_ndc(points, eps=eps, **kwargs)
         image_size = kwargs.get("image_size", self.get_image_size())
         to_screen = get_ndc_to_screen_transform(
@@ -344,8 +350,10 @@ class CamerasBase:
         return to_screen.transform_points(points_ndc, eps=eps)
 
     def _check_xy_depth(self, xy_depth: torch.Tensor) -> torch.Tensor:
-        """Shape, device and batch of an ``unproject_points`` input; integer input is cast to
-        the cameras' dtype (another float dtype promotes in the computation)."""
+        """Shape, device and batch of an ``unproject_points`` input.
+
+        Integer input is cast to the cameras' dtype (another float dtype promotes in the computation).
+        """
         if not isinstance(xy_depth, torch.Tensor):
             raise ArgumentTypeError(
                 f"xy_depth: expected a tensor of shape (P, 3) or (N, P, 3), got {describe(xy_depth)}"
@@ -378,7 +386,7 @@ class CamerasBase:
 # ---------------------------------------------------------------------------------------------
 
 
-def _image_size_for(cameras: CamerasBase, image_size: object) -> torch.Tensor:
+def image_size_for(cameras: CamerasBase, image_size: object) -> torch.Tensor:
     """The image sizes ``(N, 2)`` (height, width) for ``cameras``, checked and broadcast."""
     if image_size is None:
         raise ValueError(
@@ -386,14 +394,14 @@ def _image_size_for(cameras: CamerasBase, image_size: object) -> torch.Tensor:
             "convert between NDC and screen space (give it to the camera or to this call), "
             "got None"
         )
-    size = _xy_field(image_size, "image_size", cameras.dtype, cameras.device)
-    _check_image_size_values(image_size, size)
+    size = xy_field(image_size, "image_size", cameras.dtype, cameras.device)
+    check_image_size_values(image_size, size)
     if size.shape[0] not in (1, len(cameras)):
         raise ValueError(
             f"image_size: expected a batch size of 1 or {len(cameras)} (len(cameras)), "
             f"got {size.shape[0]}"
         )
-    return _expand(size, len(cameras))
+    return expand(size, len(cameras))
 
 
 def get_ndc_to_screen_transform(
@@ -415,15 +423,15 @@ def get_ndc_to_screen_transform(
     """
     if not isinstance(cameras, CamerasBase):
         raise TypeError(f"cameras: expected a CamerasBase, got {describe(cameras)}")
-    _check_bool(with_xyflip, "with_xyflip")
-    size = _image_size_for(cameras, image_size)  # (N, 2)
+    check_bool(with_xyflip, "with_xyflip")
+    size = image_size_for(cameras, image_size)  # (N, 2)
     height, width = size.unbind(1)  # (N,) each
     half_short = size.min(dim=1).values / 2  # (N,)
     sign = -1.0 if with_xyflip else 1.0
     one, zero = torch.ones_like(height), torch.zeros_like(height)
     scale = torch.stack((sign * half_short, sign * half_short, one), dim=1)  # (N, 3)
     shift = torch.stack((-sign * width / 2, -sign * height / 2, zero), dim=1)  # (N, 3)
-    return _axis_affine(scale, shift)
+    return axis_affine(scale, shift)
 
 
 def get_screen_to_ndc_transform(
