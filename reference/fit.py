@@ -508,6 +508,7 @@ def _fit(
     die_at = _test_die_at(dist)
     step_times: list[float] = []  # per step, this rank, without rank 0's panels and checkpoints
     reduce_times: list[float] = []  # of which in the all-reduce (waiting for slower ranks too)
+    cpu_time = 0.0  # this process's CPU seconds in the steps: robust to a busy machine
 
     def notice(message: str) -> None:
         if dist.is_main:
@@ -517,14 +518,14 @@ def _fit(
         total=cfg.iters, initial=start, desc="fit", unit="it", file=sys.stderr, disable=not show_bar
     )
     plain = _PlainProgress(cfg.iters, start, enabled=not show_bar and dist.is_main)
-    requested = False
+    requested, stop_signum = False, signal.SIGINT
     try:
         with bar, _DeferredSignals(notice) as signals:
             t0, io_time = time.perf_counter(), 0.0
             for it in range(start, cfg.iters):
                 if it == die_at:
                     os._exit(1)  # the test hook: die as a crashed process would, no cleanup
-                step_start = time.perf_counter()
+                step_start, cpu_start = time.perf_counter(), time.process_time()
                 if it == lr_drop:  # the tutorial re-creates Adam: fresh moments, lr / 10
                     optimizer = torch.optim.Adam(params, lr=cfg.lr * 0.1)
                 optimizer.zero_grad()
@@ -548,30 +549,36 @@ def _fit(
                     # V^3 volume per step (and its hooks nothing). Summing the share-weighted
                     # gradients gives the gradient of the global batch's mean: the
                     # single-process one up to float32 summation order. The losses and the
-                    # stop flag (a signal seen by any rank stops all at the same iteration)
-                    # travel in a third, 3-element tensor.
+                    # stop flags (a signal seen by any rank stops all after the same
+                    # iteration; was one a SIGTERM) travel in a third, 4-element tensor.
                     for p in params:
                         if p.grad is None:
                             p.grad = torch.zeros_like(p)
-                    flags = torch.stack(
+                    seen = (
+                        signals.requested,
+                        signals.requested and signals.signum == signal.SIGTERM,
+                    )
+                    flags = torch.cat(
                         (
-                            color_err.detach(),
-                            sil_err.detach(),
-                            torch.tensor(float(signals.requested), device=color_err.device),
+                            torch.stack((color_err, sil_err)).detach(),
+                            torch.tensor(seen, dtype=color_err.dtype, device=color_err.device),
                         )
                     )
                     reduce_start = time.perf_counter()
                     dist.all_reduce_([model.log_densities.grad, model.log_colors.grad, flags])
-                    requested = bool(flags[2].item())  # waits for the (asynchronous) NCCL
+                    any_signal, any_term = flags[2:].tolist()  # waits for the asynchronous NCCL
                     reduce_times.append(time.perf_counter() - reduce_start)
+                    requested = any_signal > 0
+                    stop_signum = signal.SIGTERM if any_term > 0 else signal.SIGINT
                     losses = flags[:2]
                 else:
-                    requested = signals.requested
+                    requested, stop_signum = signals.requested, signals.signum
                     losses = torch.stack((color_err, sil_err)).detach()
                 optimizer.step()
                 pending.append(losses)
                 done = it + 1
                 step_times.append(time.perf_counter() - step_start)
+                cpu_time += time.process_time() - cpu_start
 
                 io_start = time.perf_counter()  # panels and checkpoints don't count as loop time
                 if dist.is_main and (it % cfg.progress_every == 0 or done == cfg.iters):
@@ -595,7 +602,7 @@ def _fit(
                     flush()
                     plain.line(done, color_hist[-1], sil_hist[-1])
                 if not dist.enabled:
-                    requested = signals.requested
+                    requested, stop_signum = signals.requested, signals.signum
                 stopping = requested or done == cfg.stop_after
                 if done % cfg.checkpoint_every == 0 or done == cfg.iters or stopping:
                     elapsed = wall + (io_start - t0) - io_time
@@ -628,10 +635,10 @@ def _fit(
     flush()
     if requested and done < cfg.iters:
         log(
-            f"interrupted ({signal.Signals(signals.signum).name}) after iteration {done}; "
+            f"interrupted ({signal.Signals(stop_signum).name}) after iteration {done}; "
             f"continue with: voxrender-fit --resume --out {out}"
         )
-        raise Interrupted(signals.signum)
+        raise Interrupted(stop_signum)
     if done < cfg.iters:
         log(
             f"stopped after iteration {done} (--stop-after); continue with: voxrender-fit --resume --out {out}"
@@ -651,6 +658,7 @@ def _fit(
         "step_s": sum(step_times) / max(len(step_times), 1),
         "step_s_max": max(step_times, default=0.0),
         "allreduce_s": sum(reduce_times) / len(reduce_times) if reduce_times else 0.0,
+        "cpu_s": cpu_time / max(len(step_times), 1),
     }
     return {
         "completed": True,
