@@ -13,6 +13,7 @@ Usage::
     python -m reference.fit --preset quick                 # built-in scene, about 20 s on CPU
     python -m reference.fit --data views.npz --out runs/cow  # the tutorial's settings
     python -m reference.fit --out runs/cow --resume        # continue an interrupted run
+    torchrun --standalone --nproc-per-node 4 -m reference --out runs/cow4  # data-parallel
 
 Data: ``--data scene/`` (a NeRF-synthetic / Blender scene: :mod:`reference.blender`), or
 ``--data FILE.npz`` with ``images (N, H, W, 3)``, ``silhouettes (N, H, W)``,
@@ -40,6 +41,10 @@ training (held-out) views, rendering the final volume in batches of ``--eval-bat
 
 User errors (bad flags or data, an unusable run folder) print one ``voxrender-fit: error:`` line
 to stderr and exit with status 2, before anything is written.
+
+Under ``torchrun`` the processes split every step's views and sum their gradients; rank 0 alone
+writes the run folder; a process that dies makes the others exit with status 3 and one line
+naming the checkpoint to resume (:mod:`reference.distributed`).
 """
 
 from __future__ import annotations

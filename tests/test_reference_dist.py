@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +52,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ranks(
-    world: int, *args, timeout: float = 150, **env: str
-) -> list[subprocess.CompletedProcess]:
+def _start_ranks(world: int, *args, **env: str) -> list[subprocess.Popen]:
     """The ranks as plain processes with torchrun's variables (env://), without its agent:
     each one's own exit status and stderr, which torchrun would merge and override."""
     port = str(_free_port())
-    procs = [
+    return [
         subprocess.Popen(
             [sys.executable, "-m", "reference", *map(str, args)],
             cwd=ROOT,
@@ -74,6 +74,12 @@ def _ranks(
         )
         for r in range(world)
     ]
+
+
+def _finish(
+    procs: list[subprocess.Popen], timeout: float = 150
+) -> list[subprocess.CompletedProcess]:
+    """Wait for every process (killing all of them past ``timeout``): their results."""
     done = []
     try:
         for p in procs:
@@ -85,6 +91,10 @@ def _ranks(
                 p.kill()
                 p.wait()
     return done
+
+
+def _ranks(world: int, *args, **env: str) -> list[subprocess.CompletedProcess]:
+    return _finish(_start_ranks(world, *args, **env))
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +188,29 @@ def test_a_peer_that_never_joins_times_out(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "could not join the process group within --dist-timeout 3 s" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_signal_on_one_rank_stops_all_after_the_same_iteration(tmp_path, capsys):
+    """SIGTERM to rank 1 only: both stop after the same iteration (rank 0 checkpoints it),
+    status 143 on both, and the run resumes to the uninterrupted fit."""
+    args = [*ARGS, "--iters", "100"]
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    assert main([*args, "--out", str(ref)]) == 0
+    procs = _start_ranks(2, *args, "--out", out)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").exists():  # the loop is running
+            assert time.monotonic() < deadline and procs[0].poll() is None
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGTERM)
+    finally:
+        rank0, rank1 = _finish(procs)
+    assert rank0.returncode == rank1.returncode == 128 + signal.SIGTERM, rank0.stderr[-3000:]
+    assert "voxrender-fit: interrupted (SIGTERM)" in rank0.stderr
+    assert "interrupted (SIGTERM)" not in rank1.stderr  # one message for the run
+    stopped = torch.load(out / "checkpoint.pt", weights_only=True)["iteration"]
+    assert 4 <= stopped < 100 and f"after iteration {stopped}; continue with" in rank0.stdout
+    assert main(["--resume", "--out", str(out), "--no-progress-bar"]) == 0
+    capsys.readouterr()
+    _assert_same_fit(ref, out)
