@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def _env_int(name: str, default: int) -> int:
 def _cause(e: BaseException) -> str:
     """The first line of an exception, shortened: gloo and NCCL messages run long."""
     text = (str(e).strip().splitlines() or [""])[0]
+    text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", text)  # gloo's source location
     if len(text) > 160:
         text = text[:157] + "..."
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

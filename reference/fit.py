@@ -744,6 +744,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except PeerLost as e:
         print(f"voxrender-fit: error: {e}", file=sys.stderr, flush=True)
+        # torchrun sends the survivors SIGTERM once one rank fails: the message is out, so let
+        # this process finish exiting with its own status rather than die of the signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return 3
     except Interrupted as e:
         if env_rank() == 0:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference.distributed import TEST_DIE_AT_ENV, Dist
+from reference.distributed import TEST_DIE_AT_ENV, Dist, _cause
 from reference.fit import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +126,16 @@ def test_shard_splits_the_global_batch_deterministically():
     assert parts == [[7, 3], [5, 1], [0]]  # contiguous, rank 0 holds the first view
     assert [Dist(rank=r, world_size=3).shard(index[:2]).numel() for r in range(3)] == [1, 1, 0]
     assert Dist().shard(index) is index
+
+
+def test_lost_peer_causes_are_one_short_line():
+    long = (
+        "[/src/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:1: Connection reset "
+        + "x" * 300
+    )
+    text = _cause(RuntimeError(long + "\nsecond line"))
+    assert text.startswith("RuntimeError: Read error [127.0.0.1]:1: Connection reset")
+    assert len(text) < 200 and "\n" not in text and text.endswith("...")
 
 
 def test_dist_timeout_is_checked(tmp_path, capsys):
