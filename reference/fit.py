@@ -535,7 +535,7 @@ def _fit(
                     optimizer = torch.optim.Adam(params, lr=cfg.lr * 0.1)
                 optimizer.zero_grad()
                 index = torch.randperm(n_views)[: cfg.batch_size].to(train.images.device)
-                local = dist.shard(index)  # (b,): this rank's views; index itself alone
+                local = dist.shard(index)  # (b,): this rank's views (all B for one process)
                 rendered = None
                 if local.numel() > 0:
                     rendered = model(train.cameras(backend, local))  # (b, H, W, 4)
