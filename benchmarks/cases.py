@@ -40,8 +40,8 @@ Backends:
   volume (not in the default matrix).
 - ``pytorch3d``: PyTorch3D itself, when importable (float32 only).
 
-Configs: :data:`CONFIGS` (``tutorial`` is the tutorial's fit; ``small`` and ``tiny`` for quick
-runs and CI). Dimension letters: ``B`` views, ``S`` image side, ``P`` points per ray, ``V``
+Configs: :data:`CONFIGS` (``tutorial`` is the tutorial's fit; ``large`` the same rays on a
+256³ volume, opt-in, for memory at scale; ``small`` and ``tiny`` for quick runs and CI). Dimension letters: ``B`` views, ``S`` image side, ``P`` points per ray, ``V``
 voxels per side, ``C = 1 + C_f`` volume channels.
 """
 
@@ -133,6 +133,9 @@ CONFIGS: dict[str, Config] = {
     "tutorial": Config("tutorial", batch=10, image_size=128, n_pts_per_ray=150, volume_size=128),
     "small": Config("small", batch=2, image_size=32, n_pts_per_ray=32, volume_size=32),
     "tiny": Config("tiny", batch=2, image_size=8, n_pts_per_ray=8, volume_size=8),
+    # memory at scale: the tutorial's rays on a 256^3 volume (1 GiB of parameters, gradients
+    # and Adam state at float32); opt-in (--configs large), meant for a GPU
+    "large": Config("large", batch=10, image_size=128, n_pts_per_ray=150, volume_size=256),
 }
 
 COMPONENTS = (

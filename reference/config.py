@@ -84,6 +84,8 @@ class FitConfig:
         scene_pts_per_ray: points per ray when rendering the built-in scene's ground truth.
         eval_batch_size: views per batch when rendering the final volume.
         progress_bar: show the tqdm bar; ``None`` shows it only on a terminal.
+        dist_timeout: under ``torchrun``, seconds a process waits for a silent peer (joining, and
+            each collective) before giving up (:mod:`reference.distributed`).
         preset: name of the preset the settings started from (informational).
     """
 
@@ -108,6 +110,7 @@ class FitConfig:
     scene_pts_per_ray: int = 256
     eval_batch_size: int = 4
     progress_bar: bool | None = None
+    dist_timeout: float = 300.0
     preset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +193,7 @@ def validate_config(cfg: FitConfig) -> FitConfig:
     _check_float(cfg, "extent")
     _check_float(cfg, "lr")
     _check_float(cfg, "min_depth", allow_zero=True)
+    _check_float(cfg, "dist_timeout")
     if cfg.min_depth >= cfg.extent:
         raise FitError(
             f"--min-depth: expected less than the max depth (--extent {cfg.extent:g}), "
@@ -342,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress-bar",
         action=argparse.BooleanOptionalAction,
         help="show the progress bar (default: only on a terminal)",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="under torchrun: seconds to wait for a silent peer before stopping "
+        f"(default {d.dist_timeout:g})",
     )
     return p
 

@@ -13,6 +13,7 @@ Usage::
     python -m reference.fit --preset quick                 # built-in scene, about 20 s on CPU
     python -m reference.fit --data views.npz --out runs/cow  # the tutorial's settings
     python -m reference.fit --out runs/cow --resume        # continue an interrupted run
+    torchrun --standalone --nproc-per-node 4 -m reference --out runs/cow4  # data-parallel
 
 Data: ``--data scene/`` (a NeRF-synthetic / Blender scene: :mod:`reference.blender`), or
 ``--data FILE.npz`` with ``images (N, H, W, 3)``, ``silhouettes (N, H, W)``,
@@ -40,6 +41,10 @@ training (held-out) views, rendering the final volume in batches of ``--eval-bat
 
 User errors (bad flags or data, an unusable run folder) print one ``voxrender-fit: error:`` line
 to stderr and exit with status 2, before anything is written.
+
+Under ``torchrun`` the processes split every step's views and sum their gradients; rank 0 alone
+writes the run folder; a process that dies makes the others exit with status 3 and one line
+naming the checkpoint to resume (:mod:`reference.distributed`).
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from .blender import is_blender_path, load_blender
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import RESULT_KEYS, FitConfig, flag, parse_overrides, resolve_config, validate_config
 from .data import ViewData, Views, downsample_views, load_views_npz, make_cameras
+from .distributed import DEFAULT_TIMEOUT_S, TEST_DIE_AT_ENV, Dist, PeerLost, env_rank, host
 from .errors import FitError
 from .model import VolumeModel, fit_errors, squared_error_sum
 from .plots import save_gif, save_loss_plot, save_mosaic, save_progress_panel
@@ -267,28 +273,57 @@ def _quiet(_: str) -> None:
 
 
 def run(
-    config: FitConfig, *, data: ViewData | None = None, log: Callable[[str], None] | None = print
+    config: FitConfig,
+    *,
+    data: ViewData | None = None,
+    log: Callable[[str], None] | None = print,
+    dist: Dist | None = None,
 ) -> dict[str, Any]:
     """Fit a volume; write the run folder; return the metrics.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) every process calls this with the same settings:
+    the steps' views are split across the processes, only rank 0 logs and writes files
+    (:mod:`reference.distributed`).
 
     Args:
         config: the settings (see :class:`~reference.config.FitConfig`); validated here.
         data: views to fit instead of loading ``config.data`` / rendering the built-in scene.
-        log: where progress messages go (``None``: nowhere).
+        log: where progress messages go (``None``: nowhere); rank 0's only.
+        dist: this process's place in a data-parallel run; ``None`` joins the group
+            ``torchrun``'s environment describes (a single process without one) and leaves it
+            at the end.
 
     Returns:
         ``metrics.json``'s content plus ``out`` (the run folder) and ``completed`` (``False`` when
         ``stop_after`` ended the run early; the dict then holds only ``out``, ``completed``,
-        ``iteration``, ``color_err`` and ``sil_err``).
+        ``iteration``, ``color_err`` and ``sil_err``). Ranks other than 0 get only ``out``,
+        ``completed``, ``rank``, ``color_err`` and ``sil_err``.
 
     Raises:
         FitError: a user error, raised before anything is written.
         Interrupted: (a ``KeyboardInterrupt``) after saving a checkpoint, on Ctrl-C or SIGTERM.
+        PeerLost: another process of a distributed run died or stopped answering.
     """
     log = log or _quiet
     cfg = validate_config(dataclasses.replace(config))
-    device = resolve_device(cfg.device)
-    backend = get_backend(cfg.backend)
+    own_dist = dist is None
+    if dist is None:
+        dist = Dist.from_env(cfg.device, cfg.dist_timeout)
+    try:
+        result = _run(cfg, data, log if dist.is_main else _quiet, dist)
+    except PeerLost:
+        raise  # the group is broken and the process about to exit: nothing to tidy
+    except BaseException:
+        if own_dist:
+            dist.close()
+        raise
+    if own_dist:
+        dist.close()
+    return result
+
+
+def _setup_out(cfg: FitConfig) -> tuple[Path, dict[str, Any] | None]:
+    """Rank 0's checks of the run folder: ``(out, checkpoint or None)``; writes nothing."""
     out = Path(cfg.out) if cfg.out is not None else _default_out()
     ckpt = None
     if cfg.resume:
@@ -297,13 +332,29 @@ def run(
         _check_writable_out(out)
     else:
         _check_fresh_out(out)
+    return out, ckpt
+
+
+def _run(
+    cfg: FitConfig, data: ViewData | None, log: Callable[[str], None], dist: Dist
+) -> dict[str, Any]:
+    device = dist.device if dist.enabled else resolve_device(cfg.device)
+    backend = get_backend(cfg.backend)
+    # the folder and the checkpoint are rank 0's (other machines may not see them); the
+    # checkpoint's global state then reaches every rank, whatever the world size that wrote it
+    out, ckpt = dist.on_main(lambda: _setup_out(cfg))
     if data is None and cfg.data is None and cfg.batch_size > len(TRAIN_ANGLES[0]):
         raise FitError(  # refuse before spending time on rendering the scene
             f"--batch-size {cfg.batch_size}: larger than the number of training views ({len(TRAIN_ANGLES[0])})"
         )
     if data is None:
         log(f"loading data: {cfg.data}" if cfg.data else "rendering the built-in scene ...")
-        data = _load_data(cfg, device, log)
+        data = dist.on_every(lambda: _load_data(cfg, device, log))
+    if dist.enabled:
+        log(
+            f"data-parallel fit: {dist.world_size} processes ({dist.backend}), "
+            f"{cfg.batch_size} views per step split across them"
+        )
     n_views = len(data.train)
     if data.train.silhouettes is None:
         raise FitError(f"{data.source}: training views need silhouettes")
@@ -312,7 +363,8 @@ def run(
             f"--batch-size {cfg.batch_size}: larger than the number of training views ({n_views})"
         )
     cfg.out = str(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     data = data.to(device)
 
     model = VolumeModel(
@@ -323,9 +375,18 @@ def run(
         cfg.n_pts_per_ray,
         cfg.min_depth,
     ).to(device)
-    state = _fit(cfg, model, backend, data.train, out, ckpt, log)
+    state = _fit(cfg, model, backend, data.train, out, ckpt, log, dist)
     if not state["completed"]:
         return state
+    ranks = dist.gather(state["timing"])  # every rank's step times, on rank 0
+    if not dist.is_main:
+        return {
+            "out": str(out),
+            "completed": True,
+            "rank": dist.rank,
+            "color_err": state["color_err"],
+            "sil_err": state["sil_err"],
+        }
 
     t0 = time.perf_counter()
     log("rendering the final volume ...")
@@ -357,6 +418,9 @@ def run(
         "iters_per_s": cfg.iters / wall if wall > 0 else None,
         "device": str(device),
         "backend": backend.name,
+        "world_size": dist.world_size,
+        "dist_backend": dist.backend,
+        "ranks": ranks,
         "psnr_train": psnr_train,
         "psnr_heldout": psnr_heldout,
         "iters": cfg.iters,
@@ -372,8 +436,9 @@ def run(
     held = "n/a (no held-out views)" if psnr_heldout is None else f"{psnr_heldout:.2f} dB"
     log(
         f"done: {cfg.iters} iterations in {wall:.1f} s ({metrics['iters_per_s'] or 0:.2f} it/s) on "
-        f"{device} with {backend.name}\n"
-        f"PSNR train {psnr_train:.2f} dB, held-out {held}\n"
+        f"{device} with {backend.name}"
+        + (f" x {dist.world_size} processes\n" if dist.enabled else "\n")
+        + f"PSNR train {psnr_train:.2f} dB, held-out {held}\n"
         f"results in {out}/: metrics.json, loss.png, progress_*.png, rotating.png, rotating.gif, "
         f"volume.pt, checkpoint.pt"
     )
@@ -388,8 +453,16 @@ def _fit(
     out: Path,
     ckpt: dict[str, Any] | None,
     log: Callable[[str], None],
+    dist: Dist,
 ) -> dict[str, Any]:
-    """The tutorial's optimisation loop, with checkpoints, panels and a progress bar."""
+    """The tutorial's optimisation loop, with checkpoints, panels and a progress bar.
+
+    Data-parallel (``dist.enabled``): every rank draws the same global batch and renders its
+    share; each rank's errors are means over its own views, so weighting them by the rank's
+    share of the batch makes their sum across ranks the mean over the whole batch, and the sum
+    of the weighted gradients the single-process gradient. Rank 0 alone writes checkpoints and
+    panels and shows progress.
+    """
     params = [model.log_densities, model.log_colors]
     lr_drop = round(LR_DROP_AT * cfg.iters)
     torch.manual_seed(cfg.seed)
@@ -429,40 +502,92 @@ def _fit(
             "wall_s": elapsed,
             "rng_state": torch.get_rng_state(),
             "config": cfg.to_dict(),
+            "world_size": dist.world_size,  # informational: the state is global, any size resumes
         }
 
     n_views = len(train)
     show_bar = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
+    show_bar = show_bar and dist.is_main
     done = start
     last_checkpoint = start if ckpt is not None else None
+    die_at = _test_die_at(dist)
+    step_times: list[float] = []  # per step, this rank, without rank 0's panels and checkpoints
+    reduce_times: list[float] = []  # of which in the all-reduce (waiting for slower ranks too)
+    cpu_time = 0.0  # this process's CPU seconds in the steps: robust to a busy machine
 
     def notice(message: str) -> None:
-        tqdm.write(f"voxrender-fit: {message}", file=sys.stderr)
+        if dist.is_main:
+            tqdm.write(f"voxrender-fit: {message}", file=sys.stderr)
 
     bar = tqdm(
         total=cfg.iters, initial=start, desc="fit", unit="it", file=sys.stderr, disable=not show_bar
     )
-    plain = _PlainProgress(cfg.iters, start, enabled=not show_bar)
+    plain = _PlainProgress(cfg.iters, start, enabled=not show_bar and dist.is_main)
+    requested, stop_signum = False, signal.SIGINT
     try:
         with bar, _DeferredSignals(notice) as signals:
             t0, io_time = time.perf_counter(), 0.0
             for it in range(start, cfg.iters):
+                if it == die_at:
+                    os._exit(1)  # the test hook: die as a crashed process would, no cleanup
+                step_start, cpu_start = time.perf_counter(), time.process_time()
                 if it == lr_drop:  # the tutorial re-creates Adam: fresh moments, lr / 10
                     optimizer = torch.optim.Adam(params, lr=cfg.lr * 0.1)
                 optimizer.zero_grad()
                 index = torch.randperm(n_views)[: cfg.batch_size].to(train.images.device)
-                rendered = model(train.cameras(backend, index))  # (B, H, W, 4)
-                color_err, sil_err = fit_errors(
-                    rendered, train.images[index], train.silhouettes[index]
-                )
-                (color_err + sil_err).backward()
+                local = dist.shard(index)  # (b,): this rank's views (all B for one process)
+                rendered = None
+                if local.numel() > 0:
+                    rendered = model(train.cameras(backend, local))  # (b, H, W, 4)
+                    color_err, sil_err = fit_errors(
+                        rendered, train.images[local], train.silhouettes[local]
+                    )
+                    if dist.enabled:
+                        share = local.numel() / cfg.batch_size
+                        color_err, sil_err = color_err * share, sil_err * share
+                    (color_err + sil_err).backward()
+                else:  # fewer views than ranks: this one adds nothing
+                    color_err = sil_err = torch.zeros((), device=train.images.device)
+                if dist.enabled:
+                    # Explicit all-reduce of the two gradient tensors rather than DDP: the model
+                    # is two large leaf tensors, so DDP's buckets would only add a copy of each
+                    # V^3 volume per step (and its hooks nothing). Summing the share-weighted
+                    # gradients gives the gradient of the global batch's mean: the
+                    # single-process one up to float32 summation order. The losses and the
+                    # stop flags (a signal seen by any rank stops all after the same
+                    # iteration; was one a SIGTERM) travel in a third, 4-element tensor.
+                    for p in params:
+                        if p.grad is None:
+                            p.grad = torch.zeros_like(p)
+                    seen = (
+                        signals.requested,
+                        signals.requested and signals.signum == signal.SIGTERM,
+                    )
+                    flags = torch.cat(
+                        (
+                            torch.stack((color_err, sil_err)).detach(),
+                            torch.tensor(seen, dtype=color_err.dtype, device=color_err.device),
+                        )
+                    )
+                    reduce_start = time.perf_counter()
+                    dist.all_reduce_([model.log_densities.grad, model.log_colors.grad, flags])
+                    any_signal, any_term = flags[2:].tolist()  # waits for the asynchronous NCCL
+                    reduce_times.append(time.perf_counter() - reduce_start)
+                    requested = any_signal > 0
+                    stop_signum = signal.SIGTERM if any_term > 0 else signal.SIGINT
+                    losses = flags[:2]
+                else:
+                    requested, stop_signum = signals.requested, signals.signum
+                    losses = torch.stack((color_err, sil_err)).detach()
                 optimizer.step()
-                pending.append(torch.stack((color_err, sil_err)).detach())
+                pending.append(losses)
                 done = it + 1
+                step_times.append(time.perf_counter() - step_start)
+                cpu_time += time.process_time() - cpu_start
 
                 io_start = time.perf_counter()  # panels and checkpoints don't count as loop time
-                if it % cfg.progress_every == 0 or done == cfg.iters:  # and the final state
-                    first = index[0]
+                if dist.is_main and (it % cfg.progress_every == 0 or done == cfg.iters):
+                    first = index[0]  # rank 0's first view: rendered[0]
                     r = rendered[0].detach().cpu().numpy()
                     save_progress_panel(
                         out / f"progress_{it:04d}.png",
@@ -481,10 +606,13 @@ def _fit(
                 if plain.due(done):
                     flush()
                     plain.line(done, color_hist[-1], sil_hist[-1])
-                stopping = signals.requested or done == cfg.stop_after
+                if not dist.enabled:
+                    requested, stop_signum = signals.requested, signals.signum
+                stopping = requested or done == cfg.stop_after
                 if done % cfg.checkpoint_every == 0 or done == cfg.iters or stopping:
                     elapsed = wall + (io_start - t0) - io_time
-                    save_checkpoint(out / CHECKPOINT_NAME, snapshot(done, elapsed))
+                    if dist.is_main:
+                        save_checkpoint(out / CHECKPOINT_NAME, snapshot(done, elapsed))
                     last_checkpoint = done
                 io_time += time.perf_counter() - io_start
                 if stopping:
@@ -501,13 +629,21 @@ def _fit(
                 f"{last_checkpoint} is kept; continue with: voxrender-fit --resume --out {out}"
             )
         raise
+    except PeerLost as e:
+        kept = (
+            "no checkpoint was written yet"
+            if last_checkpoint is None
+            else f"the checkpoint at iteration {last_checkpoint} is kept; continue with: "
+            f"voxrender-fit --resume --out {out}"
+        )
+        raise PeerLost(f"{e} during iteration {done + 1}; {kept}") from None
     flush()
-    if signals.requested and done < cfg.iters:
+    if requested and done < cfg.iters:
         log(
-            f"interrupted ({signal.Signals(signals.signum).name}) after iteration {done}; "
+            f"interrupted ({signal.Signals(stop_signum).name}) after iteration {done}; "
             f"continue with: voxrender-fit --resume --out {out}"
         )
-        raise Interrupted(signals.signum)
+        raise Interrupted(stop_signum)
     if done < cfg.iters:
         log(
             f"stopped after iteration {done} (--stop-after); continue with: voxrender-fit --resume --out {out}"
@@ -519,7 +655,35 @@ def _fit(
             "color_err": color_hist,
             "sil_err": sil_hist,
         }
-    return {"completed": True, "color_err": color_hist, "sil_err": sil_hist, "wall_s": wall}
+    timing = {
+        "rank": dist.rank,
+        "host": host(),
+        "device": str(train.images.device),
+        "steps": len(step_times),
+        "step_s": sum(step_times) / max(len(step_times), 1),
+        "step_s_max": max(step_times, default=0.0),
+        "allreduce_s": sum(reduce_times) / len(reduce_times) if reduce_times else 0.0,
+        "cpu_s": cpu_time / max(len(step_times), 1),
+    }
+    return {
+        "completed": True,
+        "color_err": color_hist,
+        "sil_err": sil_hist,
+        "wall_s": wall,
+        "timing": timing,
+    }
+
+
+def _test_die_at(dist: Dist) -> int | None:
+    """The iteration at which :data:`~reference.distributed.TEST_DIE_AT_ENV` kills this rank."""
+    value = os.environ.get(TEST_DIE_AT_ENV)
+    if not value:
+        return None
+    try:
+        rank, iteration = (int(v) for v in value.split(":"))
+    except ValueError:
+        raise FitError(f"{TEST_DIE_AT_ENV}: expected RANK:ITERATION, got {value!r}") from None
+    return iteration if rank == dist.rank else None
 
 
 class _PlainProgress:
@@ -551,28 +715,55 @@ class _PlainProgress:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status.
 
-    0 done (or stopped by ``--stop-after``), 2 user error, 130 Ctrl-C, 143 SIGTERM.
+    0 done (or stopped by ``--stop-after``), 2 user error, 3 another process of a distributed
+    run died or stopped answering, 130 Ctrl-C, 143 SIGTERM. Under ``torchrun`` rank 0 prints
+    user errors and interruptions (once for the run); every surviving rank prints a lost peer.
     """
+    dist = None
     try:
         overrides = parse_overrides(argv)
+        device = overrides.get("device", "auto")
+        timeout = overrides.get("dist_timeout", DEFAULT_TIMEOUT_S)
+        validate_config(FitConfig(device=device, dist_timeout=timeout))  # before joining
+        dist = Dist.from_env(device, timeout)
         checkpoint_config = None
         if overrides.get("resume"):
             if "out" not in overrides:
                 raise FitError(
                     "--resume: expected --out naming the run folder to continue, got none"
                 )
-            checkpoint_config = load_checkpoint(Path(overrides["out"]) / CHECKPOINT_NAME)["config"]
-        run(resolve_config(overrides, checkpoint_config))
+            path = Path(overrides["out"]) / CHECKPOINT_NAME
+            checkpoint_config = dist.on_main(lambda: load_checkpoint(path)["config"])
+        run(resolve_config(overrides, checkpoint_config), dist=dist)
     except FitError as e:
-        print(f"voxrender-fit: error: {e}", file=sys.stderr)
+        # the same on every rank once they are in a group (Dist shares them); before that a
+        # rank's own problem, so every rank says it
+        if dist is None or env_rank() == 0:
+            print(f"voxrender-fit: error: {e}", file=sys.stderr)
+        _close(dist)
         return 2
+    except PeerLost as e:
+        print(f"voxrender-fit: error: {e}", file=sys.stderr, flush=True)
+        # torchrun sends the survivors SIGTERM once one rank fails: the message is out, so let
+        # this process finish exiting with its own status rather than die of the signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return 3
     except Interrupted as e:
-        print(f"voxrender-fit: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
+        if env_rank() == 0:
+            print(f"voxrender-fit: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
+        _close(dist)
         return 128 + e.signum
     except KeyboardInterrupt:
-        print("voxrender-fit: interrupted", file=sys.stderr)
+        if env_rank() == 0:
+            print("voxrender-fit: interrupted", file=sys.stderr)
         return 130
+    _close(dist)
     return 0
+
+
+def _close(dist: Dist | None) -> None:
+    if dist is not None:
+        dist.close()
 
 
 if __name__ == "__main__":
