@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._checks import describe
-from .fused import FusedInputs, cpu_ineligible, render_cpu
+from .fused import FusedInputs, cpu_ineligible, finish, render_cpu
 from .triton_render import device_ineligible, interpreted, render_triton
 
 __all__ = ["BACKENDS", "ENV_VAR", "BackendChoice", "check_backend", "resolve_backend", "self_check"]
@@ -275,7 +275,7 @@ def not_a_sampler(volumetric_function) -> str:
 def run(choice: BackendChoice, inputs: FusedInputs | None, bounded: bool) -> torch.Tensor | None:
     """Images ``(B, ..., C_out)`` from the chosen fused backend, or None for the reference path."""
     if choice.name == "cpu":
-        return render_cpu(inputs, bounded)
-    if choice.name == "triton":
-        return render_triton(inputs)  # no per-sample tensors: bounded memory whatever `bounded`
+        return finish(inputs, render_cpu(inputs, bounded))
+    if choice.name == "triton":  # no per-sample tensors: bounded memory whatever `bounded`
+        return finish(inputs, render_triton(inputs))
     return None

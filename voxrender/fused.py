@@ -65,6 +65,7 @@ from .raymarching import (
     AbsorptionOnlyRaymarcher,
     EmissionAbsorptionRaymarcher,
     _check_eps,
+    _composite_background,
     _emission_absorption,
     _emission_absorption_backward,
     _opacity,
@@ -721,6 +722,8 @@ class FusedInputs:
         surface_thickness: the EA raymarcher's ``s`` (1 for absorption-only).
         eps: the EA raymarcher's ``eps`` (0.0 for absorption-only).
         out_shape: ``(B, ...)``: the images are ``(*out_shape, C_out)``.
+        background: the EA raymarcher's ``background (C_f,)`` or None: composited onto the
+            backend's images afterwards (:func:`finish`), the reference path's formula.
     """
 
     table: torch.Tensor
@@ -733,6 +736,7 @@ class FusedInputs:
     surface_thickness: int
     eps: float
     out_shape: tuple[int, ...]
+    background: torch.Tensor | None = None
 
     @property
     def channels(self) -> int:
@@ -752,6 +756,16 @@ def fused_ineligible(volumes, ray_bundle, raymarcher) -> str | None:
         return (
             f"the raymarcher is {type(raymarcher).__name__}, not voxrender's "
             "EmissionAbsorptionRaymarcher or AbsorptionOnlyRaymarcher"
+        )
+    if getattr(raymarcher, "density_mode", "opacity") != "opacity":
+        return (
+            f"the raymarcher's density_mode={raymarcher.density_mode!r} (opacity "
+            "1 - exp(-sigma * step)) is rendered by the reference path only"
+        )
+    if getattr(raymarcher, "return_depth", False):
+        return (
+            "the raymarcher's return_depth (expected depth per ray) is rendered by the "
+            "reference path only"
         )
     if getattr(ray_bundle, "camera_ids", None) is not None:
         return "the ray bundle is heterogeneous (camera_ids)"
@@ -831,6 +845,12 @@ def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs 
         per_batch = torch.arange(batch, device=origins.device) * rows
         base = per_batch.repeat_interleave(ray_shape.numel())  # (B*R,)
     eps = _check_eps(kwargs.get("eps", 1e-10)) if emission else 0.0
+    background = getattr(raymarcher, "background", None) if emission else None
+    if background is not None and background.shape[0] != features.shape[1]:
+        raise ValueError(
+            f"background: expected shape ({features.shape[1]},), one value per feature "
+            f"channel of the volumes, got shape {tuple(background.shape)}"
+        )
     return FusedInputs(
         table=table,
         a=a,
@@ -842,7 +862,16 @@ def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs 
         surface_thickness=raymarcher.surface_thickness if emission else 1,
         eps=eps,
         out_shape=(batch, *ray_shape),
+        background=background,
     )
+
+
+def finish(inputs: FusedInputs, images: torch.Tensor) -> torch.Tensor:
+    """A fused backend's ``images (B, ..., C_out)`` with the raymarcher's post-ops applied
+    (the background colour), by the same formula as the reference path."""
+    if inputs.background is None:
+        return images
+    return _composite_background(images, inputs.background)
 
 
 def cpu_ineligible(inputs: FusedInputs) -> str | None:
@@ -903,4 +932,4 @@ def fused_render(
     inputs = prepare_fused(volumes, ray_bundle, raymarcher, kwargs)
     if isinstance(inputs, str) or cpu_ineligible(inputs) is not None:
         return None
-    return render_cpu(inputs, bounded)
+    return finish(inputs, render_cpu(inputs, bounded))
