@@ -171,7 +171,7 @@ def _check_flag(value: object, name: str) -> bool:
 
 def _check_background(background: object) -> torch.Tensor | None:
     """None, or a colour ``(C,)``: a real 1-D tensor (kept as is, so it may be learnt) or a
-    sequence of numbers (made a tensor of the default dtype)."""
+    sequence of numbers (made a float64 tensor, cast to the features' dtype at use)."""
     if background is None:
         return None
     if not isinstance(background, torch.Tensor):
@@ -182,9 +182,8 @@ def _check_background(background: object) -> torch.Tensor | None:
             )
         try:
             background = torch.tensor(
-                [scalar_value(v, "background") for v in background],
-                dtype=torch.get_default_dtype(),
-            )
+                [scalar_value(v, "background") for v in background], dtype=torch.float64
+            )  # float64: cast to the features' dtype at use, as the numbers themselves
         except ArgumentTypeError as error:
             raise ArgumentTypeError(
                 f"background: expected a sequence of numbers, got {describe(background)}"
@@ -301,8 +300,10 @@ def _emission_absorption_ext(
     depth = (weights.to(dtype) * lengths.to(dtype)).sum(-1, keepdim=True)  # (..., 1)
     if normalize_depth:
         total = weights.to(dtype).sum(-1, keepdim=True)  # (..., 1)
-        # a safe denominator, not a where over a division: no NaN gradient where total == 0
-        depth = depth / torch.where(total == 0, 1.0, total)
+        # A safe denominator (no NaN gradient where total == 0), and 0 with a 0 gradient
+        # there: an empty ray's mean depth jumps to t_i as soon as any d_i moves off 0.
+        empty = total == 0
+        depth = torch.where(empty, 0.0, depth / torch.where(empty, 1.0, total))
     return torch.cat((features, opacity, depth), dim=-1)
 
 
@@ -469,7 +470,8 @@ def emission_absorption(
         background: a colour ``(C,)`` composited behind the volume:
             ``features + (1 - opacity) * background`` (gradients flow into it).
         return_depth: append the expected depth ``sum_i w_i t_i`` as a last channel.
-        normalize_depth: with ``return_depth``, divide it by ``sum_i w_i`` (0 where that is 0).
+        normalize_depth: with ``return_depth``, divide it by ``sum_i w_i`` (0, with a zero
+            gradient, where that is 0).
 
     Returns:
         ``cat(sum_i w_i f_i, 1 - prod_i (1 - d_i))``, ``(..., C + 1)``, in the promoted dtype of
