@@ -86,11 +86,11 @@ def test_default_raymarchers_unchanged():
 
 @needs_pytorch3d
 def test_defaults_equal_live_pytorch3d():
-    from pytorch3d.renderer import EmissionAbsorptionRaymarcher as TheirEA
-    from pytorch3d.renderer import NDCMultinomialRaysampler as TheirSampler
-    from pytorch3d.renderer import VolumeRenderer as TheirRenderer
-    from pytorch3d.structures import Volumes as TheirVolumes
-
+    # the module's attributes, not an import: other tests may hide pytorch3d from sys.modules
+    TheirEA = PYTORCH3D.renderer.EmissionAbsorptionRaymarcher
+    TheirSampler = PYTORCH3D.renderer.NDCMultinomialRaysampler
+    TheirRenderer = PYTORCH3D.renderer.VolumeRenderer
+    TheirVolumes = PYTORCH3D.structures.Volumes
     dens, feats, _ = _rays(dtype=torch.float32)
     assert_close(EmissionAbsorptionRaymarcher()(dens, feats), TheirEA()(dens, feats))
     cams = _cameras()

@@ -581,7 +581,12 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
     @property
     def is_pytorch3d_model(self) -> bool:
         """True when no voxrender extension is switched on (the output is PyTorch3D's)."""
-        return self.density_mode == "opacity" and self.background is None and not self.return_depth
+        # getattr: a module pickled before these options existed is PyTorch3D's model
+        return (
+            getattr(self, "density_mode", "opacity") == "opacity"
+            and getattr(self, "background", None) is None
+            and not getattr(self, "return_depth", False)
+        )
 
     def forward(
         self,
