@@ -7,7 +7,9 @@ Backends:
   every fast path is tested against.
 - ``"cpu"``: the fused CPU path (:mod:`voxrender.fused`): voxrender's Volumes sampled
   trilinearly with zeros padding, voxrender's emission-absorption or absorption-only
-  raymarcher, float32/float64, CPU tensors.
+  raymarcher, float32/float64, CPU tensors. Of the raymarchers' opt-in extensions the fused
+  backends render the ``background`` (composited onto their output, :func:`voxrender.fused.finish`);
+  ``return_depth`` and ``density_mode="extinction"`` leave the render to the reference path.
 - ``"triton"``: the fused Triton kernels (:mod:`voxrender.triton_render`): the same inputs on
   CUDA tensors, or on CPU tensors in triton's interpreter when ``TRITON_INTERPRET=1`` was set
   before the kernels were first imported.
