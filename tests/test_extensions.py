@@ -494,3 +494,29 @@ def test_bad_per_camera_depths():
     assert isinstance(info.value, TypeError)
     with pytest.raises(ValueError, match="min_depth: expected finite depths"):
         _raysampler(min_depth=torch.tensor([1.0, float("nan")]))(cams)
+
+
+def test_per_camera_depths_render_on_every_backend():
+    """Per-camera depths are per-ray lengths: the fused CPU path renders them (same images and
+    volume gradients); depths that need a gradient take the reference path, which gives it."""
+    lo, hi = torch.tensor([1.5, 2.0]), torch.tensor([4.0, 3.5])
+    sampler = _raysampler(min_depth=lo, max_depth=hi)
+    results = {}
+    for backend in ("reference", "cpu"):
+        vols, leaves = _volumes(grad=True)
+        renderer = VolumeRenderer(sampler, EmissionAbsorptionRaymarcher(), backend=backend)
+        images, _ = renderer(cameras=_cameras(), volumes=vols)
+        assert renderer.last_backend.name == backend
+        results[backend] = (images, torch.autograd.grad(images.sum(), leaves))
+    assert_close(results["cpu"][0], results["reference"][0])
+    for g, w in zip(results["cpu"][1], results["reference"][1], strict=True):
+        assert_close(g, w, kind="grad")
+    lo = lo.clone().requires_grad_()
+    renderer = VolumeRenderer(
+        _raysampler(min_depth=lo, max_depth=hi), EmissionAbsorptionRaymarcher()
+    )
+    images, _ = renderer(cameras=_cameras(), volumes=_volumes()[0])
+    assert renderer.last_backend.name == "reference"
+    assert "require grad" in renderer.last_backend.reasons["cpu"]
+    (grad,) = torch.autograd.grad(images[..., :3].sum(), lo)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
