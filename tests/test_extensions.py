@@ -351,11 +351,10 @@ def test_background_on_the_triton_backend():
 @pytest.mark.parametrize(
     "march, words",
     [
-        (EmissionAbsorptionRaymarcher(return_depth=True), "return_depth"),
         (EmissionAbsorptionRaymarcher(density_mode="extinction"), "density_mode='extinction'"),
         (AbsorptionOnlyRaymarcher(density_mode="extinction"), "density_mode='extinction'"),
     ],
-    ids=["depth", "extinction-ea", "extinction-ao"],
+    ids=["extinction-ea", "extinction-ao"],
 )
 def test_reference_only_extensions_dispatch(march, words):
     want, want_grads, _ = _images_and_grads(march, "reference")
@@ -372,13 +371,39 @@ def test_reference_only_extensions_dispatch(march, words):
             assert words in str(info.value)
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("surface_thickness", [1, 2])
+def test_depth_on_the_fused_cpu_backend(normalize, surface_thickness):
+    """The fused CPU path renders the depth channel (with and without a background): the
+    reference path's images and volume gradients; the Triton backend refuses it."""
+    for background in (None, torch.tensor([0.1, 0.4, 0.9])):
+        march = EmissionAbsorptionRaymarcher(
+            surface_thickness,
+            return_depth=True,
+            normalize_depth=normalize,
+            background=background,
+        )
+        want, want_grads, _ = _images_and_grads(march, "reference")
+        got, got_grads, cpu = _images_and_grads(march, "auto")
+        assert cpu.last_backend.name == "cpu" and got.shape[-1] == 5
+        assert_close(got, want)
+        for g, w in zip(got_grads, want_grads, strict=True):
+            assert_close(g, w, kind="grad")
+        bounded, _, _ = _images_and_grads(march, "cpu", chunk_size=5)
+        assert_close(bounded, want)
+    with pytest.raises(ValueError, match="backend: 'triton' cannot render") as info:
+        _render(march, "triton")
+    if "triton is not installed" not in str(info.value):
+        assert "return_depth" in str(info.value)
+
+
 def test_depth_through_the_renderer_chunked_and_analytic():
     """A camera looking down the z axis at an opaque box: every ray that hits it has the
     depth of the box's near face (nearest sampling, thin steps)."""
     march = EmissionAbsorptionRaymarcher(return_depth=True, normalize_depth=True)
-    whole, _, _ = _render(march, "auto")
-    chunked, _, renderer = _render(march, "auto", chunk_size=5)
-    assert whole.shape[-1] == 5 and renderer.last_backend.name == "reference"
+    whole, _, _ = _render(march, "reference")
+    chunked, _, _ = _render(march, "reference", chunk_size=5)  # checkpointed chunks
+    assert whole.shape[-1] == 5
     assert_close(chunked, whole)
     R, T = look_at_view_transform(dist=3.0, elev=0.0, azim=0.0)
     cams = FoVPerspectiveCameras(R=R, T=T, fov=10.0)

@@ -26,7 +26,10 @@ How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
 3. The samples ``(m, C)`` = ``S @ table`` with ``S`` a sparse ``(m, rows)`` matrix holding the 8
    weights of each point: one compiled sparse-dense product does all gathers and sums.
 4. The raymarcher's own kernel (:func:`voxrender.raymarching.emission_absorption`, the one
-   implementation of the model) composites the chunk.
+   implementation of the model) composites the chunk; with the EA raymarcher's
+   ``return_depth`` it also weighs the chunk's sample depths into the depth channel (and the
+   backward then goes through autograd). A ``background`` is composited onto the images
+   afterwards (:func:`finish`).
 
 Only the samples that can read the volume are computed: per ray, the window of samples between
 its entry into and exit from the volume's box (beyond the zero margin every sample reads zeros,
@@ -68,6 +71,7 @@ from .raymarching import (
     _composite_background,
     _emission_absorption,
     _emission_absorption_backward,
+    _emission_absorption_ext,
     _opacity,
 )
 from .volumes import Volumes
@@ -104,6 +108,7 @@ class _Plan:
     workers: int  # threads to spread the chunks over (set by the operator when it runs)
     keep_samples: bool  # keep the samples for the backward (else recompute them)
     eps_vanishes: bool  # (1 + eps) - d == 1 - d in the table's dtype
+    depth: int = 0  # EA's expected depth channel: 0 none, 1 sum w t, 2 divided by sum w
 
     @property
     def strides(self) -> tuple[int, int, int]:
@@ -251,21 +256,22 @@ def _sample(ws: _Workspace, table: torch.Tensor, m: int, out=None) -> torch.Tens
     return torch.mm(matrix, table, out=ws.samples if out is None else out)
 
 
-def _composite(samples: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Step 4: the raymarcher on ``samples (n, P, C)`` -> ``(n, C_out)``.
+def _composite(samples: torch.Tensor, plan: _Plan, lengths: torch.Tensor) -> torch.Tensor:
+    """Step 4: the raymarcher on ``samples (n, P, C)`` (at depths ``lengths (n, P)``) ->
+    ``(n, C_out)``.
 
     The volume's densities were checked to lie in [0, 1], so their trilinear blends do too, up
     to the rounding of the weighted sum, which may land one ulp above 1 (blending voxels of
     exactly 1): that ulp is clipped, as exact interpolation would give 1.
     """
-    return _raymarch(samples[..., :1].clamp_(max=1.0), samples[..., 1:], plan)
+    return _raymarch(samples[..., :1].clamp_(max=1.0), samples[..., 1:], plan, lengths)
 
 
 def _forward_chunk(ws, plan, table, a, b, lengths, base, out, keep) -> None:
     """Steps 1-4 for one chunk into ``out (n, C_out)``; the samples go to ``keep`` if given."""
     m = _cells_and_weights(ws, plan, a, b, lengths, base)
     samples = _sample(ws, table, m, keep).view(*lengths.shape, plan.channels)  # (n, P, C)
-    out.copy_(_composite(samples, plan))
+    out.copy_(_composite(samples, plan, lengths))
 
 
 def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, kept) -> None:
@@ -279,7 +285,7 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
         kept = _sample(ws, table, m)
     samples = kept.view(*lengths.shape, plan.channels)  # (n, P, C)
     planes = ws.grad_planes  # (C, m): the samples' gradient, channel-major
-    if plan.emission and plan.eps_vanishes:  # the written-out gradient (faster)
+    if plan.emission and plan.eps_vanishes and not plan.depth:  # written out (faster)
         _emission_absorption_backward(
             samples[..., 0],
             samples[..., 1:],
@@ -293,7 +299,7 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
         features = samples[..., 1:].detach().requires_grad_(plan.emission)
         leaves = [densities, features] if plan.emission else [densities]
         with torch.enable_grad():
-            images = _raymarch(densities, features, plan)  # (n, C_out)
+            images = _raymarch(densities, features, plan, lengths)  # (n, C_out)
         grads = torch.autograd.grad(images, leaves, grad_out)
         planes[0].copy_(grads[0].view(m))
         if plan.emission:
@@ -307,10 +313,17 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
         grad_table[offset * plan.channels :].scatter_add_(0, flat, contrib.view(-1))
 
 
-def _raymarch(densities: torch.Tensor, features: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` -> ``(n, C_out)``."""
+def _raymarch(
+    densities: torch.Tensor, features: torch.Tensor, plan: _Plan, lengths: torch.Tensor
+) -> torch.Tensor:
+    """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` at depths
+    ``lengths (n, P)`` -> ``(n, C_out)`` (the depth channel last when the plan has one)."""
     if not plan.emission:
         return _opacity(densities.squeeze(-1))
+    if plan.depth:
+        return _emission_absorption_ext(
+            densities, features, plan.surface_thickness, plan.eps, lengths, plan.depth == 2
+        )
     return _emission_absorption(densities, features, plan.surface_thickness, plan.eps)
 
 
@@ -519,7 +532,7 @@ def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
     outside the volume) are never touched, so they take no memory.
     """
     n_rays, n_pts = lengths.shape
-    n_out = plan.channels if plan.emission else 1
+    n_out = plan.channels + (plan.depth > 0) if plan.emission else 1
     index_dtype = _index_dtype(table)
     if base is not None:
         base = base.to(index_dtype)
@@ -577,12 +590,14 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
 # Everything that is not a tensor travels as plain ints / floats / bools.
 
 
-def _plan_from(grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk):
+def _plan_from(
+    grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth
+):
     return _Plan(
         grid=tuple(grid), channels=channels, emission=emission,
         surface_thickness=surface_thickness, eps=eps, rays_per_chunk=rays_per_chunk,
         workers=max(1, min(torch.get_num_threads(), _MAX_WORKERS)), keep_samples=True,
-        eps_vanishes=eps_vanishes,
+        eps_vanishes=eps_vanishes, depth=depth,
     )  # fmt: skip
 
 
@@ -600,19 +615,20 @@ def _render_op(
     eps: float,
     eps_vanishes: bool,
     rays_per_chunk: int,
+    depth: int,
     keep: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     plan = _plan_from(
-        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk
+        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth
     )
     return _forward_impl(table, a, b, lengths, base, plan, keep)
 
 
 @_render_op.register_fake
 def _(table, a, b, lengths, base, grid, channels, emission, surface_thickness, eps, eps_vanishes,
-      rays_per_chunk, keep):  # fmt: skip
+      rays_per_chunk, depth, keep):  # fmt: skip
     n_rays, n_pts = lengths.shape
-    images = table.new_empty(n_rays, channels if emission else 1)
+    images = table.new_empty(n_rays, channels + (depth > 0) if emission else 1)
     return images, table.new_empty(n_rays * n_pts if keep else 0, channels)
 
 
@@ -632,9 +648,10 @@ def _render_backward_op(
     eps: float,
     eps_vanishes: bool,
     rays_per_chunk: int,
+    depth: int,
 ) -> torch.Tensor:
     plan = _plan_from(
-        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk
+        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth
     )
     return _backward_impl(grad_images, table, a, b, lengths, base, kept, plan)
 
@@ -658,7 +675,7 @@ def _render_op_backward(ctx, grad_images, _grad_kept):
     grad_table = None
     if ctx.needs_input_grad[0] and grad_images is not None:  # None: no gradient reached them
         grad_table = _render_backward_op(grad_images, table, a, b, lengths, base, kept, *ctx.params)
-    return (grad_table,) + (None,) * 12
+    return (grad_table,) + (None,) * 13
 
 
 _render_op.register_autograd(_render_op_backward, setup_context=_setup_context)
@@ -669,7 +686,8 @@ def _render(table, a, b, lengths, base, plan: _Plan) -> torch.Tensor:
     keep = plan.keep_samples and table.requires_grad and torch.is_grad_enabled()
     images, _ = _render_op(
         table, a, b, lengths, base, list(plan.grid), plan.channels, plan.emission,
-        plan.surface_thickness, plan.eps, plan.eps_vanishes, plan.rays_per_chunk, keep,
+        plan.surface_thickness, plan.eps, plan.eps_vanishes, plan.rays_per_chunk, plan.depth,
+        keep,
     )  # fmt: skip
     return images
 
@@ -724,6 +742,9 @@ class FusedInputs:
         out_shape: ``(B, ...)``: the images are ``(*out_shape, C_out)``.
         background: the EA raymarcher's ``background (C_f,)`` or None: composited onto the
             backend's images afterwards (:func:`finish`), the reference path's formula.
+        depth: the EA raymarcher's expected depth channel: 0 none, 1 ``sum_i w_i t_i``, 2 that
+            divided by ``sum_i w_i`` (``return_depth``, ``normalize_depth``); the fused CPU
+            path renders it, the Triton backend does not.
     """
 
     table: torch.Tensor
@@ -737,6 +758,7 @@ class FusedInputs:
     eps: float
     out_shape: tuple[int, ...]
     background: torch.Tensor | None = None
+    depth: int = 0
 
     @property
     def channels(self) -> int:
@@ -761,11 +783,6 @@ def fused_ineligible(volumes, ray_bundle, raymarcher) -> str | None:
         return (
             f"the raymarcher's density_mode={raymarcher.density_mode!r} (opacity "
             "1 - exp(-sigma * step)) is rendered by the reference path only"
-        )
-    if getattr(raymarcher, "return_depth", False):
-        return (
-            "the raymarcher's return_depth (expected depth per ray) is rendered by the "
-            "reference path only"
         )
     if getattr(ray_bundle, "camera_ids", None) is not None:
         return "the ray bundle is heterogeneous (camera_ids)"
@@ -863,7 +880,15 @@ def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs 
         eps=eps,
         out_shape=(batch, *ray_shape),
         background=background,
+        depth=_depth_code(raymarcher) if emission else 0,
     )
+
+
+def _depth_code(raymarcher) -> int:
+    """0 (no depth channel), 1 (``sum w t``) or 2 (normalised) for an EA raymarcher."""
+    if not getattr(raymarcher, "return_depth", False):
+        return 0
+    return 2 if raymarcher.normalize_depth else 1
 
 
 def finish(inputs: FusedInputs, images: torch.Tensor) -> torch.Tensor:
@@ -871,7 +896,10 @@ def finish(inputs: FusedInputs, images: torch.Tensor) -> torch.Tensor:
     (the background colour), by the same formula as the reference path."""
     if inputs.background is None:
         return images
-    return _composite_background(images, inputs.background)
+    if not inputs.depth:
+        return _composite_background(images, inputs.background)
+    rendered = _composite_background(images[..., :-1], inputs.background)  # (B, ..., C_f + 1)
+    return torch.cat((rendered, images[..., -1:]), dim=-1)
 
 
 def cpu_ineligible(inputs: FusedInputs) -> str | None:
@@ -902,6 +930,7 @@ def render_cpu(inputs: FusedInputs, bounded: bool = False) -> torch.Tensor:
         workers=0,  # decided when the operator runs (torch.get_num_threads() then)
         keep_samples=not bounded,
         eps_vanishes=_eps_vanishes(inputs.eps, table.dtype),
+        depth=inputs.depth,
     )
     images = _render(table, inputs.a, inputs.b, inputs.lengths, inputs.base, plan)  # (B*R, C_out)
     return images.view(*inputs.out_shape, images.shape[-1])
