@@ -53,9 +53,9 @@ def _cameras(n=2, dtype=torch.float32):
     return FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype))
 
 
-def _volumes(n=2, dtype=torch.float32, seed=0, grad=False):
+def _volumes(n=2, dtype=torch.float32, seed=0, grad=False, scale=1.0):
     g = torch.Generator().manual_seed(seed)
-    dens = torch.rand(n, 1, 4, 4, 4, generator=g).to(dtype).requires_grad_(grad)
+    dens = (scale * torch.rand(n, 1, 4, 4, 4, generator=g)).to(dtype).requires_grad_(grad)
     feats = torch.rand(n, 3, 4, 4, 4, generator=g).to(dtype).requires_grad_(grad)
     return Volumes(densities=dens, features=feats, voxel_size=0.6), (dens, feats)
 
@@ -295,9 +295,11 @@ def test_bad_raymarcher_arguments():
 # ---------------------------------------------------------------------------------------------
 
 
-def _render(march, backend, *, grad=True, chunk_size=None, padding_mode="zeros", dtype=None):
+def _render(
+    march, backend, *, grad=True, chunk_size=None, padding_mode="zeros", dtype=None, scale=1.0
+):
     dtype = dtype or torch.float32
-    vols, leaves = _volumes(dtype=dtype, grad=grad)
+    vols, leaves = _volumes(dtype=dtype, grad=grad, scale=scale)
     renderer = VolumeRenderer(
         _raysampler(), march, padding_mode=padding_mode, chunk_size=chunk_size, backend=backend
     )
@@ -308,8 +310,9 @@ def _render(march, backend, *, grad=True, chunk_size=None, padding_mode="zeros",
 def _images_and_grads(march, backend, **kwargs):
     images, leaves, renderer = _render(march, backend, **kwargs)
     cot = torch.rand(images.shape, generator=torch.Generator().manual_seed(3)).to(images.dtype)
-    grads = torch.autograd.grad((images * cot).sum(), leaves)
-    return images, grads, renderer
+    grads = torch.autograd.grad((images * cot).sum(), leaves, allow_unused=True)
+    grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, leaves, strict=True)]
+    return images, grads, renderer  # (features unused by absorption-only: zero gradients)
 
 
 def test_background_on_the_fused_cpu_backend():
@@ -348,27 +351,40 @@ def test_background_on_the_triton_backend():
         assert_close(g, w, atol=1e-5, rtol=1e-3)
 
 
-@pytest.mark.parametrize(
-    "march, words",
-    [
-        (EmissionAbsorptionRaymarcher(density_mode="extinction"), "density_mode='extinction'"),
-        (AbsorptionOnlyRaymarcher(density_mode="extinction"), "density_mode='extinction'"),
-    ],
-    ids=["extinction-ea", "extinction-ao"],
-)
-def test_reference_only_extensions_dispatch(march, words):
-    want, want_grads, _ = _images_and_grads(march, "reference")
-    got, got_grads, auto = _images_and_grads(march, "auto")
-    assert auto.last_backend.name == "reference"
-    assert words in auto.last_backend.reasons["cpu"]
+@pytest.mark.parametrize("last_step", [1e10, 0.3])
+@pytest.mark.parametrize("kind", ["ea", "ao", "ea-depth-background"])
+def test_extinction_on_the_fused_cpu_backend(kind, last_step):
+    """The fused CPU path renders extinction densities (steps from the whole rays, so a
+    window's last sample gets the step to the next one): the reference path's images and
+    volume gradients. Densities > 1 are fine; negative ones, decreasing lengths and the
+    Triton backend take (or name) the reference path."""
+    kwargs = dict(density_mode="extinction", last_step_length=last_step)
+    if kind == "ao":
+        march = AbsorptionOnlyRaymarcher(**kwargs)
+    elif kind == "ea":
+        march = EmissionAbsorptionRaymarcher(**kwargs)
+    else:
+        march = EmissionAbsorptionRaymarcher(
+            2, return_depth=True, background=torch.tensor([0.5, 0.5, 1.0]), **kwargs
+        )
+    want, want_grads, _ = _images_and_grads(march, "reference", scale=4.0)
+    got, got_grads, cpu = _images_and_grads(march, "auto", scale=4.0)
+    assert cpu.last_backend.name == "cpu"
     assert_close(got, want)
     for g, w in zip(got_grads, want_grads, strict=True):
         assert_close(g, w, kind="grad")
-    for forced in ("cpu", "triton"):
-        with pytest.raises(ValueError, match=rf"backend: '{forced}' cannot render") as info:
-            _render(march, forced)
-        if forced == "cpu":
-            assert words in str(info.value)
+    with pytest.raises(ValueError, match="backend: 'triton' cannot render") as info:
+        _render(march, "triton")
+    if "triton is not installed" not in str(info.value):
+        assert "extinction" in str(info.value) or "return_depth" in str(info.value)
+    with pytest.warns(UserWarning, match="outside of valid range"):
+        _, _, negative = _render(march, "auto", scale=-1.0)
+    assert "not all >= 0" in negative.last_backend.reasons["cpu"]
+    vols, _ = _volumes()
+    backwards = VolumeRenderer(_raysampler(min_depth=4.0, max_depth=1.5), march)
+    with pytest.warns(UserWarning, match="outside of valid range"):
+        backwards(cameras=_cameras(), volumes=vols)
+    assert "lengths decrease" in backwards.last_backend.reasons["cpu"]
 
 
 @pytest.mark.parametrize("normalize", [False, True])
@@ -436,8 +452,10 @@ def test_padding_mode_on_volume_renderer():
         VolumeRenderer(_raysampler(), march, padding_mode="wrap")
 
 
-def test_renderer_gradcheck_with_all_extensions():
-    """float64, tiny: volumes' densities, features and the background through the renderer."""
+@pytest.mark.parametrize("backend, padding", [("reference", "border"), ("cpu", "zeros")])
+def test_renderer_gradcheck_with_all_extensions(backend, padding):
+    """float64, tiny: volumes' densities, features and the background through the renderer,
+    on the reference path and on the fused CPU path."""
     vols_d = torch.rand(1, 1, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     vols_f = torch.rand(1, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     bg = torch.tensor([0.5, 0.25], dtype=torch.float64, requires_grad=True)
@@ -449,7 +467,10 @@ def test_renderer_gradcheck_with_all_extensions():
             density_mode="extinction", background=b, return_depth=True
         )
         vols = Volumes(densities=d, features=x, voxel_size=1.0)
-        return VolumeRenderer(sampler, march, padding_mode="border")(cameras=cams, volumes=vols)[0]
+        renderer = VolumeRenderer(sampler, march, padding_mode=padding, backend=backend)
+        images = renderer(cameras=cams, volumes=vols)[0]
+        assert renderer.last_backend.name == backend
+        return images
 
     assert torch.autograd.gradcheck(f, (vols_d, vols_f, bg))
 

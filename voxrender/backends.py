@@ -9,8 +9,9 @@ Backends:
   trilinearly with zeros padding, voxrender's emission-absorption or absorption-only
   raymarcher, float32/float64, CPU tensors. Of the raymarchers' opt-in extensions the fused
   backends render the ``background`` (composited onto their output,
-  :func:`voxrender.fused.finish`), the fused CPU backend the expected depth (``return_depth``);
-  ``density_mode="extinction"``, and depth on CUDA, leave the render to the reference path.
+  :func:`voxrender.fused.finish`), the fused CPU backend also the expected depth
+  (``return_depth``) and ``density_mode="extinction"``; on CUDA those two leave the render to
+  the reference path.
 - ``"triton"``: the fused Triton kernels (:mod:`voxrender.triton_render`): the same inputs on
   CUDA tensors, or on CPU tensors in triton's interpreter when ``TRITON_INTERPRET=1`` was set
   before the kernels were first imported.
@@ -236,11 +237,13 @@ def choose(
         reasons.setdefault("cpu", inputs)
         reasons.setdefault("triton", inputs)
         return _refuse(requested, candidate, reasons, device, structural=True, inputs=inputs)
-    if inputs.depth:  # not in the Triton kernels (yet)
-        reasons.setdefault(
-            "triton",
-            "the raymarcher's return_depth (expected depth per ray) is not in the Triton kernels",
+    if inputs.depth or inputs.extinction:  # not in the Triton kernels (yet)
+        what = (
+            "return_depth (expected depth per ray)"
+            if inputs.depth
+            else "density_mode='extinction' (opacity 1 - exp(-sigma * step))"
         )
+        reasons.setdefault("triton", f"the raymarcher's {what} is not in the Triton kernels")
     if candidate == "triton" and "triton" in reasons:
         return _refuse(requested, candidate, reasons, device, structural=False)
     if candidate == "cpu":

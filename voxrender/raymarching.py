@@ -266,9 +266,14 @@ def _opacities_from_extinction(
     ``delta_i = t_{i+1} - t_i`` and ``delta_{P-1} = last_step_length``.
     """
     dtype = torch.promote_types(sigmas.dtype, lengths.dtype)
-    steps = lengths[..., 1:] - lengths[..., :-1]  # (..., P - 1)
-    steps = F.pad(steps.to(dtype), (0, 1), value=last_step_length)  # (..., P)
+    steps = _extinction_steps(lengths.to(dtype), last_step_length)  # (..., P)
     return -torch.expm1(-sigmas.to(dtype) * steps)  # (..., P), exact near 0
+
+
+def _extinction_steps(lengths: torch.Tensor, last_step_length: float) -> torch.Tensor:
+    """``delta_i = t_{i+1} - t_i`` and ``delta_{P-1} = last_step_length``: ``(..., P)``."""
+    steps = lengths[..., 1:] - lengths[..., :-1]  # (..., P - 1)
+    return F.pad(steps, (0, 1), value=last_step_length)  # (..., P)
 
 
 def _composite_background(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
