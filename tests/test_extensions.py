@@ -566,3 +566,36 @@ def test_per_camera_depths_render_on_every_backend():
     assert "require grad" in renderer.last_backend.reasons["cpu"]
     (grad,) = torch.autograd.grad(images[..., :3].sum(), lo)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["extinction", "depth"])
+def test_fused_windows_narrower_than_the_rays(kind, monkeypatch):
+    """Rays much longer than the volume: the fused CPU path computes only each ray's window
+    of samples that can read the volume; its last sample's step (extinction) and the skipped
+    samples' zero weights (depth) still give the reference path's images and gradients."""
+    from voxrender import fused
+
+    widths = []
+    schedule = fused._schedule
+
+    def spy(a, b, lengths, plan):
+        sched = schedule(a, b, lengths, plan)
+        widths.extend(w for _, _, w in sched.chunks)
+        return sched
+
+    monkeypatch.setattr(fused, "_schedule", spy)
+    if kind == "extinction":
+        march = EmissionAbsorptionRaymarcher(density_mode="extinction")
+    else:
+        march = EmissionAbsorptionRaymarcher(return_depth=True, normalize_depth=True)
+    sampler = _raysampler(n_pts_per_ray=40, min_depth=0.5, max_depth=6.0)
+    results = {}
+    for backend in ("reference", "cpu"):
+        vols, leaves = _volumes(grad=True, scale=3.0 if kind == "extinction" else 1.0)
+        renderer = VolumeRenderer(sampler, march, backend=backend)
+        images, _ = renderer(cameras=_cameras(), volumes=vols)
+        results[backend] = (images, torch.autograd.grad(images.sum(), leaves))
+    assert widths and max(widths) < 40  # the windows were used
+    assert_close(results["cpu"][0], results["reference"][0])
+    for g, w in zip(results["cpu"][1], results["reference"][1], strict=True):
+        assert_close(g, w, kind="grad")
