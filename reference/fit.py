@@ -71,6 +71,7 @@ from .blender import is_blender_path, load_blender
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import RESULT_KEYS, FitConfig, flag, parse_overrides, resolve_config, validate_config
 from .data import ViewData, Views, downsample_views, load_views_npz, make_cameras
+from .depth import save_depth_images
 from .distributed import DEFAULT_TIMEOUT_S, TEST_DIE_AT_ENV, Dist, PeerLost, env_rank, host
 from .errors import FitError
 from .model import VolumeModel, fit_errors, squared_error_sum
@@ -400,6 +401,9 @@ def _run(
     frames = _rotating_frames(model, backend, data.train, cfg.eval_batch_size).numpy()
     save_mosaic(out / "rotating.png", frames, *ROTATING_FRAMES)
     save_gif(out / "rotating.gif", frames)
+    save_depth_images(
+        out / "depth.png", model, backend, data.heldout, data.train, cfg.eval_batch_size
+    )
     held_text = "n/a" if psnr_heldout is None else f"{psnr_heldout:.2f} dB"
     save_loss_plot(
         out / "loss.png",

@@ -612,8 +612,11 @@ def test_bad_depth_not_finite():
 
 
 def test_bad_depth_type():
-    with pytest.raises(ValueError, match=r"min_depth: expected a number or a tensor of shape \(\)"):
-        _ndc(min_depth=torch.tensor([0.5]))
+    # (B,) tensors are per-camera depths (a voxrender extension, tests/test_extensions.py)
+    with pytest.raises(
+        ValueError, match=r"min_depth: expected a number or a tensor of shape \(B,\)"
+    ):
+        _ndc(min_depth=torch.tensor([[0.5]]))
     with pytest.raises(ValueError, match="min_depth: expected a real number") as info:
         _ndc(min_depth="0.5")
     assert isinstance(info.value, TypeError)

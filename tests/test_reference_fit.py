@@ -40,7 +40,8 @@ def test_cli_end_to_end(tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         ["metrics.json", "loss.png", "progress_0000.png", "progress_0008.png", "progress_0016.png",
-         "progress_0019.png", "rotating.png", "rotating.gif", "volume.pt", "checkpoint.pt"]
+         "progress_0019.png", "rotating.png", "rotating.gif", "volume.pt", "checkpoint.pt",
+         "depth.png"]
     )  # fmt: skip
 
     m = json.loads((out / "metrics.json").read_text())
@@ -64,6 +65,8 @@ def test_cli_end_to_end(tmp_path):
         assert im.size == (7 * 16, 4 * 16)
     with Image.open(out / "rotating.gif") as im:
         assert im.size == (16, 16) and im.n_frames == 28
+    with Image.open(out / "depth.png") as im:  # the held-out views' depth, one row
+        assert im.format == "PNG" and im.size[1] == 16 and im.size[0] % 16 == 0
     for name in ("loss.png", "progress_0000.png"):
         with Image.open(out / name) as im:
             assert im.format == "PNG"

@@ -7,7 +7,11 @@ Backends:
   every fast path is tested against.
 - ``"cpu"``: the fused CPU path (:mod:`voxrender.fused`): voxrender's Volumes sampled
   trilinearly with zeros padding, voxrender's emission-absorption or absorption-only
-  raymarcher, float32/float64, CPU tensors.
+  raymarcher, float32/float64, CPU tensors. Of the raymarchers' opt-in extensions the fused
+  backends render the ``background`` (composited onto their output,
+  :func:`voxrender.fused.finish`), the fused CPU backend also the expected depth
+  (``return_depth``) and ``density_mode="extinction"``; on CUDA those two leave the render to
+  the reference path.
 - ``"triton"``: the fused Triton kernels (:mod:`voxrender.triton_render`): the same inputs on
   CUDA tensors, or on CPU tensors in triton's interpreter when ``TRITON_INTERPRET=1`` was set
   before the kernels were first imported.
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._checks import describe
-from .fused import FusedInputs, cpu_ineligible, render_cpu
+from .fused import FusedInputs, cpu_ineligible, finish, render_cpu
 from .triton_render import device_ineligible, interpreted, render_triton
 
 __all__ = ["BACKENDS", "ENV_VAR", "BackendChoice", "check_backend", "resolve_backend", "self_check"]
@@ -233,6 +237,15 @@ def choose(
         reasons.setdefault("cpu", inputs)
         reasons.setdefault("triton", inputs)
         return _refuse(requested, candidate, reasons, device, structural=True, inputs=inputs)
+    if inputs.depth or inputs.extinction:  # not in the Triton kernels (yet)
+        what = (
+            "return_depth (expected depth per ray)"
+            if inputs.depth
+            else "density_mode='extinction' (opacity 1 - exp(-sigma * step))"
+        )
+        reasons.setdefault("triton", f"the raymarcher's {what} is not in the Triton kernels")
+    if candidate == "triton" and "triton" in reasons:
+        return _refuse(requested, candidate, reasons, device, structural=False)
     if candidate == "cpu":
         reason = cpu_ineligible(inputs)
     elif requested == "auto":  # only auto runs the self-check; a forced backend is the user's
@@ -275,7 +288,7 @@ def not_a_sampler(volumetric_function) -> str:
 def run(choice: BackendChoice, inputs: FusedInputs | None, bounded: bool) -> torch.Tensor | None:
     """Images ``(B, ..., C_out)`` from the chosen fused backend, or None for the reference path."""
     if choice.name == "cpu":
-        return render_cpu(inputs, bounded)
-    if choice.name == "triton":
-        return render_triton(inputs)  # no per-sample tensors: bounded memory whatever `bounded`
+        return finish(inputs, render_cpu(inputs, bounded))
+    if choice.name == "triton":  # no per-sample tensors: bounded memory whatever `bounded`
+        return finish(inputs, render_triton(inputs))
     return None

@@ -26,7 +26,13 @@ How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
 3. The samples ``(m, C)`` = ``S @ table`` with ``S`` a sparse ``(m, rows)`` matrix holding the 8
    weights of each point: one compiled sparse-dense product does all gathers and sums.
 4. The raymarcher's own kernel (:func:`voxrender.raymarching.emission_absorption`, the one
-   implementation of the model) composites the chunk.
+   implementation of the model) composites the chunk; with the EA raymarcher's
+   ``return_depth`` it also weighs the chunk's sample depths into the depth channel, and with
+   ``density_mode="extinction"`` turns the samples into opacities ``1 - exp(-sigma * step)``
+   first, the steps taken from the whole rays (:func:`_steps`), so that a window's last sample
+   gets the step to the next sample as in the reference path (the backward of both goes
+   through autograd). A ``background`` is composited onto the images afterwards
+   (:func:`finish`).
 
 Only the samples that can read the volume are computed: per ray, the window of samples between
 its entry into and exit from the volume's box (beyond the zero margin every sample reads zeros,
@@ -65,8 +71,11 @@ from .raymarching import (
     AbsorptionOnlyRaymarcher,
     EmissionAbsorptionRaymarcher,
     _check_eps,
+    _composite_background,
     _emission_absorption,
     _emission_absorption_backward,
+    _emission_absorption_ext,
+    _extinction_steps,
     _opacity,
 )
 from .volumes import Volumes
@@ -104,6 +113,9 @@ class _Plan:
     workers: int  # threads to spread the chunks over (set by the operator when it runs)
     keep_samples: bool  # keep the samples for the backward (else recompute them)
     eps_vanishes: bool  # (1 + eps) - d == 1 - d in the table's dtype
+    depth: int = 0  # EA's expected depth channel: 0 none, 1 sum w t, 2 divided by sum w
+    extinction: bool = False  # densities are extinction coefficients: 1 - exp(-sigma * step)
+    last_step: float = 1e10  # the step of each ray's last sample (extinction)
 
     @property
     def strides(self) -> tuple[int, int, int]:
@@ -212,24 +224,30 @@ def _sample(ws: _Workspace, table: torch.Tensor, m: int, out=None) -> torch.Tens
     return torch.mm(matrix, table, out=ws.samples if out is None else out)
 
 
-def _composite(samples: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Step 4: the raymarcher on ``samples (n, P, C)`` -> ``(n, C_out)``.
+def _composite(
+    samples: torch.Tensor, plan: _Plan, lengths: torch.Tensor, steps: torch.Tensor | None
+) -> torch.Tensor:
+    """Step 4: the raymarcher on ``samples (n, P, C)`` (at depths ``lengths (n, P)``, with
+    ``steps (n, P)`` for extinction) -> ``(n, C_out)``.
 
     The volume's densities were checked to lie in [0, 1], so their trilinear blends do too, up
     to the rounding of the weighted sum, which may land one ulp above 1 (blending voxels of
     exactly 1): that ulp is clipped, as exact interpolation would give 1.
     """
-    return _raymarch(samples[..., :1].clamp_(max=1.0), samples[..., 1:], plan)
+    densities = samples[..., :1] if plan.extinction else samples[..., :1].clamp_(max=1.0)
+    return _raymarch(densities, samples[..., 1:], plan, lengths, steps)
 
 
-def _forward_chunk(ws, plan, table, a, b, lengths, base, out, keep) -> None:
+def _forward_chunk(ws, plan, table, a, b, lengths, base, out, keep, steps=None) -> None:
     """Steps 1-4 for one chunk into ``out (n, C_out)``; the samples go to ``keep`` if given."""
     m = _cells_and_weights(ws, plan, a, b, lengths, base)
     samples = _sample(ws, table, m, keep).view(*lengths.shape, plan.channels)  # (n, P, C)
-    out.copy_(_composite(samples, plan))
+    out.copy_(_composite(samples, plan, lengths, steps))
 
 
-def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, kept) -> None:
+def _backward_chunk(
+    ws, plan, table, a, b, lengths, base, grad_out, grad_table, kept, steps=None
+) -> None:
     """The table's gradient of one chunk, added into ``grad_table`` (flat).
 
     ``kept`` holds the chunk's samples ``(m, C)`` when the forward pass kept them (else they are
@@ -240,7 +258,7 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
         kept = _sample(ws, table, m)
     samples = kept.view(*lengths.shape, plan.channels)  # (n, P, C)
     planes = ws.grad_planes  # (C, m): the samples' gradient, channel-major
-    if plan.emission and plan.eps_vanishes:  # the written-out gradient (faster)
+    if plan.emission and plan.eps_vanishes and not (plan.depth or plan.extinction):  # faster
         _emission_absorption_backward(
             samples[..., 0],
             samples[..., 1:],
@@ -254,7 +272,7 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
         features = samples[..., 1:].detach().requires_grad_(plan.emission)
         leaves = [densities, features] if plan.emission else [densities]
         with torch.enable_grad():
-            images = _raymarch(densities, features, plan)  # (n, C_out)
+            images = _raymarch(densities, features, plan, lengths, steps)  # (n, C_out)
         grads = torch.autograd.grad(images, leaves, grad_out)
         planes[0].copy_(grads[0].view(m))
         if plan.emission:
@@ -268,10 +286,24 @@ def _backward_chunk(ws, plan, table, a, b, lengths, base, grad_out, grad_table, 
         grad_table[offset * plan.channels :].scatter_add_(0, flat, contrib.view(-1))
 
 
-def _raymarch(densities: torch.Tensor, features: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` -> ``(n, C_out)``."""
+def _raymarch(
+    densities: torch.Tensor,
+    features: torch.Tensor,
+    plan: _Plan,
+    lengths: torch.Tensor,
+    steps: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` at depths
+    ``lengths (n, P)`` -> ``(n, C_out)`` (the depth channel last when the plan has one).
+    Extinction: ``densities`` are ``sigma``, turned into ``1 - exp(-sigma * steps)``."""
+    if plan.extinction:
+        densities = (-torch.expm1(-densities.squeeze(-1) * steps)).unsqueeze(-1)  # (n, P, 1)
     if not plan.emission:
         return _opacity(densities.squeeze(-1))
+    if plan.depth:
+        return _emission_absorption_ext(
+            densities, features, plan.surface_thickness, plan.eps, lengths, plan.depth == 2
+        )
     return _emission_absorption(densities, features, plan.surface_thickness, plan.eps)
 
 
@@ -473,6 +505,15 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
     return _Schedule(first, chunks, points)
 
 
+def _steps(lengths: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
+    """Extinction's step of every sample ``(R, P)``: ``t_{i+1} - t_i``, the last
+    ``plan.last_step`` (the raymarcher's formula); None otherwise. Computed for the whole
+    rays, so a chunk's window gets the steps to the samples after it too."""
+    if not plan.extinction:
+        return None
+    return _extinction_steps(lengths, plan.last_step)
+
+
 def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
     """Images ``(R, C_out)`` and, if ``keep``, the samples ``(R * P, C)`` (else ``(0, C)``).
 
@@ -480,7 +521,7 @@ def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
     outside the volume) are never touched, so they take no memory.
     """
     n_rays, n_pts = lengths.shape
-    n_out = plan.channels if plan.emission else 1
+    n_out = plan.channels + (plan.depth > 0) if plan.emission else 1
     index_dtype = _index_dtype(table)
     if base is not None:
         base = base.to(index_dtype)
@@ -489,6 +530,7 @@ def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
     out = table.new_zeros(n_rays, n_out)  # rays in no chunk miss the volume: zeros
     workers = max(1, min(plan.workers, len(sched.chunks)))
     spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
+    steps = _steps(lengths, plan)  # (R, P) or None
 
     def job(worker, chunk):
         s, e, width = chunk
@@ -496,6 +538,7 @@ def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
             spaces[worker], plan, table, a[:, s:e], b[:, s:e], sched.lengths(lengths, s, e, width),
             None if base is None else base[s:e], out[s:e],
             kept[s * n_pts : s * n_pts + (e - s) * width] if keep else None,
+            **({} if steps is None else {"steps": sched.lengths(steps, s, e, width)}),
         )  # fmt: skip
 
     _run_workers(replace(plan, workers=workers), sched.chunks, job)
@@ -517,6 +560,7 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
     workers = max(1, min(plan.workers, spare, len(sched.chunks)))
     spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
     grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
+    steps = _steps(lengths, plan)  # (R, P) or None
 
     def job(worker, chunk):
         s, e, width = chunk
@@ -524,6 +568,7 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
             spaces[worker], plan, table, a[:, s:e], b[:, s:e], sched.lengths(lengths, s, e, width),
             None if base is None else base[s:e], grad_out[s:e], grads[worker],
             kept[s * n_pts : s * n_pts + (e - s) * width] if has_kept else None,
+            **({} if steps is None else {"steps": sched.lengths(steps, s, e, width)}),
         )  # fmt: skip
 
     _run_workers(replace(plan, workers=workers), sched.chunks, job)
@@ -538,12 +583,15 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
 # Everything that is not a tensor travels as plain ints / floats / bools.
 
 
-def _plan_from(grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk):
+def _plan_from(
+    grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth,
+    extinction, last_step,
+):  # fmt: skip
     return _Plan(
         grid=tuple(grid), channels=channels, emission=emission,
         surface_thickness=surface_thickness, eps=eps, rays_per_chunk=rays_per_chunk,
         workers=max(1, min(torch.get_num_threads(), _MAX_WORKERS)), keep_samples=True,
-        eps_vanishes=eps_vanishes,
+        eps_vanishes=eps_vanishes, depth=depth, extinction=extinction, last_step=last_step,
     )  # fmt: skip
 
 
@@ -561,19 +609,23 @@ def _render_op(
     eps: float,
     eps_vanishes: bool,
     rays_per_chunk: int,
+    depth: int,
+    extinction: bool,
+    last_step: float,
     keep: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     plan = _plan_from(
-        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk
-    )
+        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth,
+        extinction, last_step,
+    )  # fmt: skip
     return _forward_impl(table, a, b, lengths, base, plan, keep)
 
 
 @_render_op.register_fake
 def _(table, a, b, lengths, base, grid, channels, emission, surface_thickness, eps, eps_vanishes,
-      rays_per_chunk, keep):  # fmt: skip
+      rays_per_chunk, depth, extinction, last_step, keep):  # fmt: skip
     n_rays, n_pts = lengths.shape
-    images = table.new_empty(n_rays, channels if emission else 1)
+    images = table.new_empty(n_rays, channels + (depth > 0) if emission else 1)
     return images, table.new_empty(n_rays * n_pts if keep else 0, channels)
 
 
@@ -593,10 +645,14 @@ def _render_backward_op(
     eps: float,
     eps_vanishes: bool,
     rays_per_chunk: int,
+    depth: int,
+    extinction: bool,
+    last_step: float,
 ) -> torch.Tensor:
     plan = _plan_from(
-        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk
-    )
+        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth,
+        extinction, last_step,
+    )  # fmt: skip
     return _backward_impl(grad_images, table, a, b, lengths, base, kept, plan)
 
 
@@ -619,7 +675,7 @@ def _render_op_backward(ctx, grad_images, _grad_kept):
     grad_table = None
     if ctx.needs_input_grad[0] and grad_images is not None:  # None: no gradient reached them
         grad_table = _render_backward_op(grad_images, table, a, b, lengths, base, kept, *ctx.params)
-    return (grad_table,) + (None,) * 12
+    return (grad_table,) + (None,) * 15
 
 
 _render_op.register_autograd(_render_op_backward, setup_context=_setup_context)
@@ -630,7 +686,8 @@ def _render(table, a, b, lengths, base, plan: _Plan) -> torch.Tensor:
     keep = plan.keep_samples and table.requires_grad and torch.is_grad_enabled()
     images, _ = _render_op(
         table, a, b, lengths, base, list(plan.grid), plan.channels, plan.emission,
-        plan.surface_thickness, plan.eps, plan.eps_vanishes, plan.rays_per_chunk, keep,
+        plan.surface_thickness, plan.eps, plan.eps_vanishes, plan.rays_per_chunk, plan.depth,
+        plan.extinction, plan.last_step, keep,
     )  # fmt: skip
     return images
 
@@ -648,6 +705,13 @@ def _shared_volume(volume: torch.Tensor) -> torch.Tensor:
     if collapsed.shape[0] > 1 and collapsed.stride(0) == 0 and not leaf:
         return collapsed[:1]
     return collapsed
+
+
+def _extinction_in_range(densities: torch.Tensor, lengths: torch.Tensor) -> bool:
+    """Whether every voxel's extinction coefficient is >= 0 (not NaN) and every ray's lengths
+    ``(R, P)`` never decrease, i.e. every opacity ``1 - exp(-sigma * step)`` lies in [0, 1]
+    and the raymarcher's check would not warn (CPU only: the reads are free)."""
+    return bool(densities.detach().amin() >= 0) and _monotone(lengths)
 
 
 def _in_unit_interval(densities: torch.Tensor) -> bool:
@@ -683,6 +747,13 @@ class FusedInputs:
         surface_thickness: the EA raymarcher's ``s`` (1 for absorption-only).
         eps: the EA raymarcher's ``eps`` (0.0 for absorption-only).
         out_shape: ``(B, ...)``: the images are ``(*out_shape, C_out)``.
+        background: the EA raymarcher's ``background (C_f,)`` or None: composited onto the
+            backend's images afterwards (:func:`finish`), the reference path's formula.
+        depth: the EA raymarcher's expected depth channel: 0 none, 1 ``sum_i w_i t_i``, 2 that
+            divided by ``sum_i w_i`` (``return_depth``, ``normalize_depth``); the fused CPU
+            path renders it, the Triton backend does not.
+        extinction: the raymarcher's ``density_mode == "extinction"`` (fused CPU path only).
+        last_step: its ``last_step_length``.
     """
 
     table: torch.Tensor
@@ -695,6 +766,10 @@ class FusedInputs:
     surface_thickness: int
     eps: float
     out_shape: tuple[int, ...]
+    background: torch.Tensor | None = None
+    depth: int = 0
+    extinction: bool = False
+    last_step: float = 1e10
 
     @property
     def channels(self) -> int:
@@ -754,6 +829,7 @@ def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs 
     if reason is not None:
         return reason
     emission = type(raymarcher) is EmissionAbsorptionRaymarcher
+    extinction = getattr(raymarcher, "density_mode", "opacity") == "extinction"
     densities, features = volumes.densities(), volumes.features()
     origins, directions, lengths = ray_bundle.origins, ray_bundle.directions, ray_bundle.lengths
     batch, ray_shape = origins.shape[0], origins.shape[1:-1]
@@ -778,13 +854,19 @@ def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs 
         d1, f1 = _shared_volume(densities), None
     if torch.compiler.is_compiling():
         pass  # no density check inside a graph (no data-dependent branch), as the general path
+    elif d1.device.type == "cpu" and extinction:
+        if not _extinction_in_range(d1, flat_lengths):
+            return (
+                "the volumes' densities are not all >= 0 or a ray's lengths decrease (negative "
+                "steps): the general path renders them and warns per sample"
+            )
     elif d1.device.type == "cpu":
         if not _in_unit_interval(d1):
             return (
                 "the volumes' densities are not all in [0, 1]: the general path renders them "
                 "and warns per sample, as PyTorch3D"
             )
-    else:  # queued on the device, never a sync: warns from a later call if a voxel is outside
+    elif not extinction:  # queued on the device, never a sync: warns from a later call
         check_density_range(d1, "volumes.densities()")
     table = volume_table(d1, f1)  # (rows, C)
     base = None
@@ -793,6 +875,12 @@ def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs 
         per_batch = torch.arange(batch, device=origins.device) * rows
         base = per_batch.repeat_interleave(ray_shape.numel())  # (B*R,)
     eps = _check_eps(kwargs.get("eps", 1e-10)) if emission else 0.0
+    background = getattr(raymarcher, "background", None) if emission else None
+    if background is not None and background.shape[0] != features.shape[1]:
+        raise ValueError(
+            f"background: expected shape ({features.shape[1]},), one value per feature "
+            f"channel of the volumes, got shape {tuple(background.shape)}"
+        )
     return FusedInputs(
         table=table,
         a=a,
@@ -804,7 +892,29 @@ def prepare_fused(volumes, ray_bundle, raymarcher, kwargs: dict) -> FusedInputs 
         surface_thickness=raymarcher.surface_thickness if emission else 1,
         eps=eps,
         out_shape=(batch, *ray_shape),
+        background=background,
+        depth=_depth_code(raymarcher) if emission else 0,
+        extinction=extinction,
+        last_step=raymarcher.last_step_length if extinction else 1e10,
     )
+
+
+def _depth_code(raymarcher) -> int:
+    """0 (no depth channel), 1 (``sum w t``) or 2 (normalised) for an EA raymarcher."""
+    if not getattr(raymarcher, "return_depth", False):
+        return 0
+    return 2 if raymarcher.normalize_depth else 1
+
+
+def finish(inputs: FusedInputs, images: torch.Tensor) -> torch.Tensor:
+    """A fused backend's ``images (B, ..., C_out)`` with the raymarcher's post-ops applied
+    (the background colour), by the same formula as the reference path."""
+    if inputs.background is None:
+        return images
+    if not inputs.depth:
+        return _composite_background(images, inputs.background)
+    rendered = _composite_background(images[..., :-1], inputs.background)  # (B, ..., C_f + 1)
+    return torch.cat((rendered, images[..., -1:]), dim=-1)
 
 
 def cpu_ineligible(inputs: FusedInputs) -> str | None:
@@ -835,6 +945,9 @@ def render_cpu(inputs: FusedInputs, bounded: bool = False) -> torch.Tensor:
         workers=0,  # decided when the operator runs (torch.get_num_threads() then)
         keep_samples=not bounded,
         eps_vanishes=_eps_vanishes(inputs.eps, table.dtype),
+        depth=inputs.depth,
+        extinction=inputs.extinction,
+        last_step=inputs.last_step,
     )
     images = _render(table, inputs.a, inputs.b, inputs.lengths, inputs.base, plan)  # (B*R, C_out)
     return images.view(*inputs.out_shape, images.shape[-1])
@@ -865,4 +978,4 @@ def fused_render(
     inputs = prepare_fused(volumes, ray_bundle, raymarcher, kwargs)
     if isinstance(inputs, str) or cpu_ineligible(inputs) is not None:
         return None
-    return render_cpu(inputs, bounded)
+    return finish(inputs, render_cpu(inputs, bounded))

@@ -21,6 +21,25 @@ slightly where ``d_i < eps``. With ``s = 1`` and ``eps = 0`` the weights sum to 
 
 The absorption-only (AO) model keeps just ``opacity``.
 
+Opt-in extensions (voxrender only; the defaults are PyTorch3D's model above, unchanged):
+
+- ``density_mode="extinction"``: the densities are extinction coefficients ``sigma_i >= 0``
+  (NeRF's model) and the opacity of sample ``i`` is ``d_i = 1 - exp(-sigma_i * delta_i)`` with
+  the step ``delta_i = t_{i+1} - t_i`` between consecutive ray lengths (in the units of the
+  lengths: with PyTorch3D's raysamplers, camera depth) and ``delta_{P-1} = last_step_length``
+  (default ``1e10``, as NeRF: the last sample stops the light that reaches it wherever
+  ``sigma > 0``). Everything else is the model above with these ``d_i``; the opacity is then
+  ``1 - exp(-sum_i sigma_i delta_i)``.
+- ``background``: a colour ``b (C,)`` behind the volume: ``features + (1 - opacity) * b``.
+- ``return_depth``: one more channel after the opacity, the expected depth
+  ``sum_i w_i t_i`` (rays that hit nothing have depth 0; with ``s = 1`` and ``eps = 0``
+  dividing by the opacity gives the mean depth of the visible surface), or with
+  ``normalize_depth`` that weighted mean itself, ``sum_i w_i t_i / sum_i w_i`` (0 where all
+  weights are 0).
+
+The ray lengths ``t (..., P)`` these need are the ``rays_lengths`` keyword, or the lengths of
+the ``ray_bundle`` keyword that the renderers pass to the raymarcher.
+
 Dimensions:
     ``...``: any leading (batch, spatial) dimensions: one ray per entry.
     ``P``: samples (points) per ray, ``n_pts_per_ray``.
@@ -36,6 +55,7 @@ import torch.nn.functional as F
 
 from ._checks import (
     ArgumentTypeError,
+    check_choice,
     check_density_range,
     check_same_device,
     describe,
@@ -50,6 +70,10 @@ __all__ = [
     "render_weights_from_densities",
     "transmittance_from_densities",
 ]
+
+DENSITY_MODES = ("opacity", "extinction")
+"""What the raymarchers' densities mean: PyTorch3D's per-sample opacities in [0, 1]
+(``"opacity"``, the default) or extinction coefficients (``"extinction"``, opt-in)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,6 +152,77 @@ def _check_raymarcher_features(rays_features: object, rays_densities: torch.Tens
     return rays_features
 
 
+def _check_density_mode(density_mode: object) -> str:
+    return check_choice(density_mode, "density_mode", DENSITY_MODES)
+
+
+def _check_last_step(last_step_length: object) -> float:
+    value = scalar_value(last_step_length, "last_step_length")
+    if value < 0:
+        raise ValueError(f"last_step_length: expected a number >= 0, got {value!r}")
+    return value
+
+
+def _check_flag(value: object, name: str) -> bool:
+    if not isinstance(value, (bool, int)) or value not in (0, 1):
+        raise ArgumentTypeError(f"{name}: expected a bool, got {describe(value)}")
+    return bool(value)
+
+
+def _check_background(background: object) -> torch.Tensor | None:
+    """None, or a colour ``(C,)``: a real 1-D tensor (kept as is, so it may be learnt) or a
+    sequence of numbers (made a float64 tensor, cast to the features' dtype at use)."""
+    if background is None:
+        return None
+    if not isinstance(background, torch.Tensor):
+        if isinstance(background, (str, bytes)) or not hasattr(background, "__len__"):
+            raise ArgumentTypeError(
+                f"background: expected None, a tensor of shape (C,) or a sequence of C numbers, "
+                f"got {describe(background)}"
+            )
+        try:
+            background = torch.tensor(
+                [scalar_value(v, "background") for v in background], dtype=torch.float64
+            )  # float64: cast to the features' dtype at use, as the numbers themselves
+        except ArgumentTypeError as error:
+            raise ArgumentTypeError(
+                f"background: expected a sequence of numbers, got {describe(background)}"
+            ) from error
+    if not background.is_floating_point():
+        raise ArgumentTypeError(
+            f"background: expected a floating-point tensor, got dtype {background.dtype}"
+        )
+    if background.ndim != 1 or background.shape[0] == 0:
+        raise ValueError(
+            f"background: expected shape (C,), one value per feature channel, got shape "
+            f"{tuple(background.shape)}"
+        )
+    return background
+
+
+def _rays_lengths(kwargs: dict, rays_densities: torch.Tensor, why: str) -> torch.Tensor:
+    """The ray lengths ``(..., P)`` of the samples of ``rays_densities (..., P, 1)``: the
+    ``rays_lengths`` keyword, else ``ray_bundle.lengths``."""
+    lengths = kwargs.get("rays_lengths")
+    name = "rays_lengths"
+    if lengths is None and kwargs.get("ray_bundle") is not None:
+        lengths, name = getattr(kwargs["ray_bundle"], "lengths", None), "ray_bundle.lengths"
+    if lengths is None:
+        raise ValueError(
+            f"rays_lengths: {why} needs the ray lengths (..., P): expected a rays_lengths or "
+            "ray_bundle keyword (the renderers pass ray_bundle), got neither"
+        )
+    lengths = _as_real(lengths, name)
+    want = tuple(rays_densities.shape[:-1])
+    if tuple(lengths.shape) != want:
+        raise ValueError(
+            f"{name}: expected shape {want} to match rays_densities "
+            f"{tuple(rays_densities.shape)}, got shape {tuple(lengths.shape)}"
+        )
+    check_same_device(name, lengths, rays_densities.device)
+    return lengths
+
+
 # ---------------------------------------------------------------------------------------------
 # Unchecked kernels (inputs already validated)
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +256,60 @@ def _emission_absorption(
     features = torch.matmul(weights, rays_features.to(dtype)).squeeze(-2)  # (..., C)
     opacity = _opacity(densities).to(dtype)  # (..., 1)
     return torch.cat((features, opacity), dim=-1)
+
+
+def _opacities_from_extinction(
+    sigmas: torch.Tensor, lengths: torch.Tensor, last_step_length: float
+) -> torch.Tensor:
+    """``d_i = 1 - exp(-sigma_i * delta_i)`` for ``sigmas (..., P)``, ``lengths (..., P)``.
+
+    ``delta_i = t_{i+1} - t_i`` and ``delta_{P-1} = last_step_length``.
+    """
+    dtype = torch.promote_types(sigmas.dtype, lengths.dtype)
+    steps = _extinction_steps(lengths.to(dtype), last_step_length)  # (..., P)
+    return -torch.expm1(-sigmas.to(dtype) * steps)  # (..., P), exact near 0
+
+
+def _extinction_steps(lengths: torch.Tensor, last_step_length: float) -> torch.Tensor:
+    """``delta_i = t_{i+1} - t_i`` and ``delta_{P-1} = last_step_length``: ``(..., P)``."""
+    steps = lengths[..., 1:] - lengths[..., :-1]  # (..., P - 1)
+    return F.pad(steps, (0, 1), value=last_step_length)  # (..., P)
+
+
+def _composite_background(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """``features + (1 - opacity) * background`` for EA ``images (..., C + 1)``, ``background
+    (C,)`` (already checked): ``(..., C + 1)``, the opacity unchanged."""
+    features, opacity = images[..., :-1], images[..., -1:]  # (..., C), (..., 1)
+    background = background.to(device=images.device, dtype=images.dtype)  # (C,)
+    return torch.cat((features + (1.0 - opacity) * background, opacity), dim=-1)
+
+
+def _emission_absorption_ext(
+    rays_densities: torch.Tensor,
+    rays_features: torch.Tensor,
+    surface_thickness: int,
+    eps: float,
+    lengths: torch.Tensor | None,
+    normalize_depth: bool,
+) -> torch.Tensor:
+    """:func:`_emission_absorption`, plus the depth channel when ``lengths (..., P)`` is given:
+    ``(..., C + 1)`` or ``(..., C + 2)``."""
+    if lengths is None:
+        return _emission_absorption(rays_densities, rays_features, surface_thickness, eps)
+    densities = rays_densities.squeeze(-1)  # (..., P)
+    weights = densities * _transmittance(densities, surface_thickness, eps)  # (..., P)
+    dtype = torch.promote_types(weights.dtype, rays_features.dtype)
+    w = weights.to(dtype).unsqueeze(-2)  # (..., 1, P)
+    features = torch.matmul(w, rays_features.to(dtype)).squeeze(-2)  # (..., C)
+    opacity = _opacity(densities).to(dtype)  # (..., 1)
+    depth = (weights.to(dtype) * lengths.to(dtype)).sum(-1, keepdim=True)  # (..., 1)
+    if normalize_depth:
+        total = weights.to(dtype).sum(-1, keepdim=True)  # (..., 1)
+        # A safe denominator (no NaN gradient where total == 0), and 0 with a 0 gradient
+        # there: an empty ray's mean depth jumps to t_i as soon as any d_i moves off 0.
+        empty = total == 0
+        depth = torch.where(empty, 0.0, depth / torch.where(empty, 1.0, total))
+    return torch.cat((features, opacity, depth), dim=-1)
 
 
 def _reversed_cumsum(x: torch.Tensor) -> torch.Tensor:
@@ -299,28 +448,82 @@ def emission_absorption(
     eps: float = 1e-10,
     *,
     strict_densities: bool = False,
+    density_mode: str = "opacity",
+    rays_lengths: torch.Tensor | None = None,
+    last_step_length: float = 1e10,
+    background: torch.Tensor | None = None,
+    return_depth: bool = False,
+    normalize_depth: bool = False,
 ) -> torch.Tensor:
     """Emission-absorption render of each ray: weighted features, then opacity.
 
     Args:
         rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``; values
-            outside warn (``strict_densities``: raise ``ValueError``), as in PyTorch3D.
+            outside warn (``strict_densities``: raise ``ValueError``), as in PyTorch3D. With
+            ``density_mode="extinction"``: extinction coefficients ``sigma >= 0``.
         rays_features: per-sample features, ``(..., P, C)``.
         surface_thickness: how many samples the transmittance lags behind, a positive int.
         eps: number added to ``1 - d`` in the transmittance (not in the opacity).
-        strict_densities: raise instead of warning for densities outside [0, 1].
+        strict_densities: raise instead of warning for densities outside [0, 1] (extinction:
+            for opacities ``1 - exp(-sigma * delta)`` outside [0, 1], i.e. negative ``sigma``
+            or steps).
+        density_mode: ``"opacity"`` (PyTorch3D's model) or ``"extinction"`` (a voxrender
+            extension, see the module docstring).
+        rays_lengths: the samples' ray lengths ``(..., P)``, needed by ``"extinction"`` and
+            ``return_depth``.
+        last_step_length: the step of the last sample in ``"extinction"`` mode, ``>= 0``.
+        background: a colour ``(C,)`` composited behind the volume:
+            ``features + (1 - opacity) * background`` (gradients flow into it).
+        return_depth: append the expected depth ``sum_i w_i t_i`` as a last channel.
+        normalize_depth: with ``return_depth``, divide it by ``sum_i w_i`` (0, with a zero
+            gradient, where that is 0).
 
     Returns:
         ``cat(sum_i w_i f_i, 1 - prod_i (1 - d_i))``, ``(..., C + 1)``, in the promoted dtype of
-        the two inputs.
+        the two inputs; with ``return_depth`` one more channel, the depth: ``(..., C + 2)``.
     """
     surface_thickness = _check_surface_thickness(surface_thickness)
     eps = _check_eps(eps)
     strict = _check_strict(strict_densities)
+    density_mode = _check_density_mode(density_mode)
+    last_step_length = _check_last_step(last_step_length)
+    background = _check_background(background)
+    return_depth = _check_flag(return_depth, "return_depth")
+    normalize_depth = _check_flag(normalize_depth, "normalize_depth")
     rays_densities = _check_raymarcher_densities(rays_densities, strict)
     rays_features = _check_raymarcher_features(rays_features, rays_densities)
-    check_density_range(rays_densities, "rays_densities", strict=strict)
-    return _emission_absorption(rays_densities, rays_features, surface_thickness, eps)
+    if background is not None and background.shape[0] != rays_features.shape[-1]:
+        raise ValueError(
+            f"background: expected shape ({rays_features.shape[-1]},), one value per channel "
+            f"of rays_features {tuple(rays_features.shape)}, got shape {tuple(background.shape)}"
+        )
+    lengths = None
+    if density_mode == "extinction" or return_depth:
+        why = "density_mode='extinction'" if density_mode == "extinction" else "return_depth"
+        lengths = _rays_lengths({"rays_lengths": rays_lengths}, rays_densities, why)
+    if density_mode == "extinction":
+        opacities = _opacities_from_extinction(
+            rays_densities.squeeze(-1), lengths, last_step_length
+        )  # (..., P)
+        check_density_range(opacities, "1 - exp(-rays_densities * step)", strict=strict)
+        rays_densities = opacities.unsqueeze(-1)  # (..., P, 1)
+    else:
+        check_density_range(rays_densities, "rays_densities", strict=strict)
+    if lengths is None and background is None:  # PyTorch3D's model, op for op
+        return _emission_absorption(rays_densities, rays_features, surface_thickness, eps)
+    images = _emission_absorption_ext(
+        rays_densities,
+        rays_features,
+        surface_thickness,
+        eps,
+        lengths if return_depth else None,
+        normalize_depth,
+    )  # (..., C + 1) or (..., C + 2)
+    if background is None:
+        return images
+    if not return_depth:
+        return _composite_background(images, background)
+    return torch.cat((_composite_background(images[..., :-1], background), images[..., -1:]), -1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,12 +542,56 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
             default, and raises ``ValueError`` instead with ``strict_densities=True`` (which
             costs one host-device sync per call on CUDA; the default never syncs there, see
             :func:`voxrender._checks.check_density_range`).
+        density_mode: a voxrender extension: ``"opacity"`` (PyTorch3D's model, the default)
+            or ``"extinction"`` (densities are extinction coefficients, ``d = 1 - exp(-sigma *
+            step)``, see the module docstring).
+        last_step_length: the step of each ray's last sample in ``"extinction"`` mode
+            (default ``1e10``, as NeRF).
+        background: a voxrender extension: a colour ``(C,)`` (tensor or sequence of numbers)
+            composited behind the volume, ``features + (1 - opacity) * background``. An
+            ``nn.Parameter`` is registered as a parameter (and learnt); any other tensor as a
+            non-persistent buffer (it follows ``.to()``, and the state dict stays PyTorch3D's).
+        return_depth: a voxrender extension: append the expected depth ``sum_i w_i t_i`` of
+            each ray as a last channel (``(..., C + 2)``).
+        normalize_depth: divide that depth by ``sum_i w_i`` (0 where it is 0).
+
+    ``"extinction"`` and ``return_depth`` need the samples' ray lengths: the renderers pass
+    their ``ray_bundle``; called directly, pass ``ray_bundle=`` or ``rays_lengths=``.
     """
 
-    def __init__(self, surface_thickness: int = 1, *, strict_densities: bool = False):
+    def __init__(
+        self,
+        surface_thickness: int = 1,
+        *,
+        strict_densities: bool = False,
+        density_mode: str = "opacity",
+        last_step_length: float = 1e10,
+        background: torch.Tensor | None = None,
+        return_depth: bool = False,
+        normalize_depth: bool = False,
+    ):
         super().__init__()
         self.surface_thickness = _check_surface_thickness(surface_thickness)
         self.strict_densities = _check_strict(strict_densities)
+        self.density_mode = _check_density_mode(density_mode)
+        self.last_step_length = _check_last_step(last_step_length)
+        self.return_depth = _check_flag(return_depth, "return_depth")
+        self.normalize_depth = _check_flag(normalize_depth, "normalize_depth")
+        background = _check_background(background)
+        if isinstance(background, torch.nn.Parameter):
+            self.background = background
+        else:
+            self.register_buffer("background", background, persistent=False)
+
+    @property
+    def is_pytorch3d_model(self) -> bool:
+        """True when no voxrender extension is switched on (the output is PyTorch3D's)."""
+        # getattr: a module pickled before these options existed is PyTorch3D's model
+        return (
+            getattr(self, "density_mode", "opacity") == "opacity"
+            and getattr(self, "background", None) is None
+            and not getattr(self, "return_depth", False)
+        )
 
     def forward(
         self,
@@ -356,24 +603,58 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
         """Render each ray.
 
         Args:
-            rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``.
+            rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``
+                (``"extinction"``: extinction coefficients).
             rays_features: per-sample features, ``(..., P, C)``.
             eps: number added to ``1 - d`` in the transmittance.
-            **kwargs: ignored (e.g. the ``ray_bundle`` a renderer passes along).
+            **kwargs: ``rays_lengths (..., P)`` or a ``ray_bundle`` (its ``lengths``) where the
+                extensions need them; anything else is ignored.
 
         Returns:
-            Features then opacity of each ray, ``(..., C + 1)``.
+            Features then opacity of each ray, ``(..., C + 1)``; then the depth with
+            ``return_depth``, ``(..., C + 2)``.
         """
+        if self.is_pytorch3d_model:
+            return emission_absorption(
+                rays_densities,
+                rays_features,
+                self.surface_thickness,
+                eps,
+                strict_densities=self.strict_densities,
+            )
         return emission_absorption(
             rays_densities,
             rays_features,
             self.surface_thickness,
             eps,
             strict_densities=self.strict_densities,
+            density_mode=self.density_mode,
+            rays_lengths=_lengths_keyword(kwargs, self.density_mode, self.return_depth),
+            last_step_length=self.last_step_length,
+            background=self.background,
+            return_depth=self.return_depth,
+            normalize_depth=self.normalize_depth,
         )
 
     def extra_repr(self) -> str:
-        return f"surface_thickness={self.surface_thickness}"
+        extras = ""
+        if self.density_mode != "opacity":
+            extras += f", density_mode={self.density_mode!r}"
+            extras += f", last_step_length={self.last_step_length:g}"
+        if self.return_depth:
+            extras += f", return_depth=True, normalize_depth={self.normalize_depth}"
+        return f"surface_thickness={self.surface_thickness}{extras}"
+
+
+def _lengths_keyword(kwargs: dict, density_mode: str, return_depth: bool):
+    """The ray lengths a raymarcher's extensions need: ``rays_lengths``, else the lengths of
+    ``ray_bundle`` (None when not needed or not given; the kernel then says what is missing)."""
+    if density_mode != "extinction" and not return_depth:
+        return None
+    lengths = kwargs.get("rays_lengths")
+    if lengths is None and kwargs.get("ray_bundle") is not None:
+        lengths = getattr(kwargs["ray_bundle"], "lengths", None)
+    return lengths
 
 
 class AbsorptionOnlyRaymarcher(torch.nn.Module):
@@ -382,23 +663,57 @@ class AbsorptionOnlyRaymarcher(torch.nn.Module):
     Args:
         strict_densities: raise ``ValueError`` instead of warning for densities outside
             [0, 1] (see :class:`EmissionAbsorptionRaymarcher`).
+        density_mode: ``"opacity"`` (PyTorch3D's, the default) or ``"extinction"`` (a
+            voxrender extension: ``d = 1 - exp(-sigma * step)``, see the module docstring; the
+            ray lengths come from the ``ray_bundle`` or ``rays_lengths`` keyword).
+        last_step_length: the step of each ray's last sample in ``"extinction"`` mode.
     """
 
-    def __init__(self, *, strict_densities: bool = False):
+    def __init__(
+        self,
+        *,
+        strict_densities: bool = False,
+        density_mode: str = "opacity",
+        last_step_length: float = 1e10,
+    ):
         super().__init__()
         self.strict_densities = _check_strict(strict_densities)
+        self.density_mode = _check_density_mode(density_mode)
+        self.last_step_length = _check_last_step(last_step_length)
+
+    @property
+    def is_pytorch3d_model(self) -> bool:
+        """True when no voxrender extension is switched on (the output is PyTorch3D's)."""
+        return getattr(self, "density_mode", "opacity") == "opacity"
 
     def forward(self, rays_densities: torch.Tensor, **kwargs) -> torch.Tensor:
         """Opacity of each ray.
 
         Args:
-            rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``.
-            **kwargs: ignored (e.g. ``rays_features`` or the ``ray_bundle`` of a renderer).
+            rays_densities: per-sample opacities, meant to lie in [0, 1], ``(..., P, 1)``
+                (``"extinction"``: extinction coefficients).
+            **kwargs: ``rays_lengths (..., P)`` or a ``ray_bundle`` for ``"extinction"``;
+                anything else (e.g. ``rays_features``) is ignored.
 
         Returns:
             ``1 - prod_i (1 - d_i)``, ``(..., 1)``.
         """
         strict = _check_strict(getattr(self, "strict_densities", False))
         rays_densities = _check_raymarcher_densities(rays_densities, strict)
-        check_density_range(rays_densities, "rays_densities", strict=strict)
-        return _opacity(rays_densities.squeeze(-1))
+        if self.is_pytorch3d_model:
+            check_density_range(rays_densities, "rays_densities", strict=strict)
+            return _opacity(rays_densities.squeeze(-1))
+        lengths = _lengths_keyword(kwargs, self.density_mode, False)
+        lengths = _rays_lengths(
+            {"rays_lengths": lengths}, rays_densities, "density_mode='extinction'"
+        )
+        opacities = _opacities_from_extinction(
+            rays_densities.squeeze(-1), lengths, self.last_step_length
+        )  # (..., P)
+        check_density_range(opacities, "1 - exp(-rays_densities * step)", strict=strict)
+        return _opacity(opacities)
+
+    def extra_repr(self) -> str:
+        if not self.is_pytorch3d_model:
+            return f"density_mode={self.density_mode!r}, last_step_length={self.last_step_length:g}"
+        return ""

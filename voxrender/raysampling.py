@@ -5,7 +5,9 @@ a mask-weighted subset, or uniformly random locations), unprojects each location
 depths 1 and 2 to get a ray (origin one depth unit in front of the depth-1 point, direction one
 depth unit long), and samples ``P`` lengths per ray between ``min_depth`` and ``max_depth``
 (evenly, or one uniform draw per stratum with stratified sampling). Because a direction spans one
-unit of camera depth, a ray point's length is its depth in front of the camera.
+unit of camera depth, a ray point's length is its depth in front of the camera. ``min_depth`` and
+``max_depth`` may also be (a voxrender extension) tensors ``(B,)``, one depth per camera (e.g. a
+scene's near and far per view); numbers behave exactly as in PyTorch3D.
 
 Cameras are duck-typed exactly as PyTorch3D's raysamplers use them, so PyTorch3D's own cameras
 work too: ``cameras.R`` (only ``R.shape[0]``, the batch size, and ``R.dtype`` are read),
@@ -91,23 +93,61 @@ def _check_flag(value: object, name: str) -> bool:
     return bool(value)
 
 
-def _check_depth_range(min_depth: object, max_depth: object) -> tuple[float, float]:
+Depth = float | torch.Tensor  # a number, or one depth per camera ``(B,)``
+
+
+def _check_depth(value: object, name: str) -> Depth:
+    """A number (a 0-d tensor is read as one), or a real floating tensor ``(B,)`` of per-camera
+    depths (a voxrender extension), kept as is (it may carry gradients)."""
+    if isinstance(value, torch.Tensor) and value.ndim > 0:
+        if value.ndim != 1 or value.shape[0] == 0:
+            raise ValueError(
+                f"{name}: expected a number or a tensor of shape (B,), one depth per camera, "
+                f"got shape {tuple(value.shape)}"
+            )
+        if not value.is_floating_point():
+            raise ArgumentTypeError(
+                f"{name}: expected a floating-point tensor of shape (B,), got dtype {value.dtype}"
+            )
+        return value
+    return scalar_value(value, name, finite=False)
+
+
+def _check_depth_range(min_depth: object, max_depth: object) -> tuple[Depth, Depth]:
     """Two depths. Either may be the larger: PyTorch3D then samples from far to near.
 
+    Each is a number or (a voxrender extension) a tensor ``(B,)`` of one depth per camera.
     Finiteness is checked where the depths are used (:func:`_check_depths_usable`): with no
     points per ray they are not, and PyTorch3D accepts any value then.
     """
-    return (
-        scalar_value(min_depth, "min_depth", finite=False),
-        scalar_value(max_depth, "max_depth", finite=False),
-    )
+    return _check_depth(min_depth, "min_depth"), _check_depth(max_depth, "max_depth")
 
 
-def _check_depths_usable(min_depth: float, max_depth: float, n_pts_per_ray: int) -> None:
-    """Depths that make points must be finite (PyTorch3D returns inf / NaN lengths)."""
+def _per_camera_depths(
+    min_depth: Depth, max_depth: Depth, batch_size: int, device: torch.device
+) -> None:
+    """Per-camera depth tensors must have one entry per camera and sit on the cameras' device."""
+    for name, value in (("min_depth", min_depth), ("max_depth", max_depth)):
+        if isinstance(value, torch.Tensor):
+            if value.shape[0] != batch_size:
+                raise ValueError(
+                    f"{name}: expected shape ({batch_size},), one depth per camera, got shape "
+                    f"{tuple(value.shape)}"
+                )
+            check_same_device(name, value, device)
+
+
+def _check_depths_usable(min_depth: Depth, max_depth: Depth, n_pts_per_ray: int) -> None:
+    """Depths that make points must be finite (PyTorch3D returns inf / NaN lengths).
+
+    Per-camera tensors are checked on the CPU only (elsewhere reading them would be a sync).
+    """
     used = (("min_depth", min_depth), ("max_depth", max_depth))[: min(n_pts_per_ray, 2)]
     for name, value in used:  # one point per ray sits at min_depth: max_depth is not read
-        if not math.isfinite(value):
+        if isinstance(value, torch.Tensor):
+            if value.device.type == "cpu" and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name}: expected finite depths, got {value.tolist()!r}")
+        elif not math.isfinite(value):
             raise ValueError(f"{name}: expected a finite number, got {value!r}")
 
 
@@ -275,9 +315,21 @@ def _mask_stats(weights: torch.Tensor, height: int, width: int) -> tuple[int, in
 
 
 def _uniform_depths(
-    min_depth: float, max_depth: float, n_pts_per_ray: int, batch_size: int, n_rays: int, like
+    min_depth: Depth, max_depth: Depth, n_pts_per_ray: int, batch_size: int, n_rays: int, like
 ) -> torch.Tensor:
-    """``n_pts_per_ray`` evenly spaced depths for every ray, ``(B, R, P)`` (an expanded view)."""
+    """``n_pts_per_ray`` evenly spaced depths for every ray, ``(B, R, P)`` (an expanded view).
+
+    Per-camera depths ``(B,)``: ``lerp(min_depth, max_depth, linspace(0, 1, P))`` per camera
+    (exact at both ends, differentiable in the depths).
+    """
+    if isinstance(min_depth, torch.Tensor) or isinstance(max_depth, torch.Tensor):
+        ends = [
+            (d if isinstance(d, torch.Tensor) else like.new_full((batch_size,), d)).to(like.dtype)
+            for d in (min_depth, max_depth)
+        ]  # (B,) each
+        steps = torch.linspace(0.0, 1.0, n_pts_per_ray, dtype=like.dtype, device=like.device)
+        depths = torch.lerp(ends[0][:, None], ends[1][:, None], steps)  # (B, P)
+        return depths[:, None].expand(batch_size, n_rays, n_pts_per_ray)
     depths = torch.linspace(
         min_depth, max_depth, n_pts_per_ray, dtype=like.dtype, device=like.device
     )
@@ -302,8 +354,8 @@ def _jitter_within_strata(centres: torch.Tensor) -> torch.Tensor:
 def _xy_to_ray_bundle(
     cameras: Any,
     xy: torch.Tensor,
-    min_depth: float,
-    max_depth: float,
+    min_depth: Depth,
+    max_depth: Depth,
     n_pts_per_ray: int,
     unit_directions: bool,
     stratified_sampling: bool,
@@ -379,6 +431,15 @@ def _draw_camera_batch(
     return cameras[camera_ids], (camera_ids, camera_counts), n_rays
 
 
+def _depths_of(min_depth: Depth, max_depth: Depth, camera_ids: torch.Tensor) -> tuple[Depth, Depth]:
+    """The per-camera depths of the drawn cameras ``camera_ids (M,)`` (numbers pass through)."""
+
+    def pick(d: Depth) -> Depth:
+        return d[camera_ids.to(d.device)] if isinstance(d, torch.Tensor) else d  # (M,)
+
+    return pick(min_depth), pick(max_depth)
+
+
 def _rays_or_packed(
     bundle: RayBundle, drawn: tuple[torch.Tensor, torch.Tensor] | None
 ) -> RayBundle | HeterogeneousRayBundle:
@@ -442,8 +503,9 @@ class MultinomialRaysampler(torch.nn.Module):
         image_width: grid columns ``W``.
         image_height: grid rows ``H``.
         n_pts_per_ray: points per ray ``P``.
-        min_depth: depth of the first point on each ray.
-        max_depth: depth of the last point on each ray.
+        min_depth: depth of the first point on each ray: a number, or (a voxrender extension)
+            a floating tensor ``(B,)`` of one depth per camera, on the cameras' device.
+        max_depth: depth of the last point on each ray (a number or a tensor ``(B,)``).
         n_rays_per_image: if set, rays drawn per camera.
         n_rays_total: if set, rays drawn in all (exclusive with ``n_rays_per_image``).
         unit_directions: normalise the directions to unit length (lengths stay depths).
@@ -460,8 +522,8 @@ class MultinomialRaysampler(torch.nn.Module):
         image_width: int,
         image_height: int,
         n_pts_per_ray: int,
-        min_depth: float,
-        max_depth: float,
+        min_depth: float | torch.Tensor,
+        max_depth: float | torch.Tensor,
         n_rays_per_image: int | None = None,
         n_rays_total: int | None = None,
         unit_directions: bool = False,
@@ -508,8 +570,8 @@ class MultinomialRaysampler(torch.nn.Module):
         cameras: Any,
         *,
         mask: torch.Tensor | None = None,
-        min_depth: float | None = None,
-        max_depth: float | None = None,
+        min_depth: float | torch.Tensor | None = None,
+        max_depth: float | torch.Tensor | None = None,
         n_rays_per_image: int | None = None,
         n_pts_per_ray: int | None = None,
         stratified_sampling: bool | None = None,
@@ -557,6 +619,7 @@ class MultinomialRaysampler(torch.nn.Module):
         )
 
         batch_size, device, dtype = _check_cameras(cameras, indexable=n_rays_total is not None)
+        _per_camera_depths(min_depth, max_depth, batch_size, device)
         height, width = self._image_height, self._image_width
         weights = None
         if mask is not None:
@@ -567,6 +630,7 @@ class MultinomialRaysampler(torch.nn.Module):
             _check_packable(n_pts_per_ray)
             cameras, drawn, n_rays_per_image = _draw_camera_batch(cameras, n_rays_total)
             camera_ids = drawn[0]  # (M,)
+            min_depth, max_depth = _depths_of(min_depth, max_depth, camera_ids)
             weights = weights[camera_ids.to(device)] if weights is not None else None
             batch_size = camera_ids.shape[0]
 
@@ -628,8 +692,8 @@ class NDCMultinomialRaysampler(MultinomialRaysampler):
         image_width: int,
         image_height: int,
         n_pts_per_ray: int,
-        min_depth: float,
-        max_depth: float,
+        min_depth: float | torch.Tensor,
+        max_depth: float | torch.Tensor,
         n_rays_per_image: int | None = None,
         n_rays_total: int | None = None,
         unit_directions: bool = False,
@@ -666,8 +730,9 @@ class MonteCarloRaysampler(torch.nn.Module):
         max_y: largest y.
         n_rays_per_image: rays per camera ``R``; ``None`` when ``n_rays_total`` is set.
         n_pts_per_ray: points per ray ``P``.
-        min_depth: depth of the first point on each ray.
-        max_depth: depth of the last point on each ray.
+        min_depth: depth of the first point on each ray: a number, or (a voxrender extension)
+            a floating tensor ``(B,)`` of one depth per camera, on the cameras' device.
+        max_depth: depth of the last point on each ray (a number or a tensor ``(B,)``).
         n_rays_total: rays in all, drawn as for :class:`MultinomialRaysampler` (exactly one of
             ``n_rays_per_image`` and ``n_rays_total`` must be set).
         unit_directions: normalise the directions to unit length.
@@ -682,8 +747,8 @@ class MonteCarloRaysampler(torch.nn.Module):
         max_y: float,
         n_rays_per_image: int | None,
         n_pts_per_ray: int,
-        min_depth: float,
-        max_depth: float,
+        min_depth: float | torch.Tensor,
+        max_depth: float | torch.Tensor,
         *,
         n_rays_total: int | None = None,
         unit_directions: bool = False,
@@ -747,11 +812,14 @@ class MonteCarloRaysampler(torch.nn.Module):
         batch_size, device, dtype = _check_cameras(
             cameras, indexable=self._n_rays_total is not None
         )
+        min_depth, max_depth = self._min_depth, self._max_depth
+        _per_camera_depths(min_depth, max_depth, batch_size, device)
         n_rays, drawn = self._n_rays_per_image, None
         if self._n_rays_total is not None:
             _check_packable(self._n_pts_per_ray)
             cameras, drawn, n_rays = _draw_camera_batch(cameras, self._n_rays_total)
             batch_size = drawn[0].shape[0]
+            min_depth, max_depth = _depths_of(min_depth, max_depth, drawn[0])
 
         xy = torch.cat(
             [
@@ -763,8 +831,8 @@ class MonteCarloRaysampler(torch.nn.Module):
         bundle = _xy_to_ray_bundle(
             cameras,
             xy,
-            self._min_depth,
-            self._max_depth,
+            min_depth,
+            max_depth,
             self._n_pts_per_ray,
             self._unit_directions,
             stratified_sampling,

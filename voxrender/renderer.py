@@ -367,6 +367,10 @@ class VolumeRenderer(torch.nn.Module):
         raysampler: e.g. :class:`~voxrender.NDCMultinomialRaysampler`.
         raymarcher: e.g. :class:`~voxrender.EmissionAbsorptionRaymarcher`.
         sample_mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
+        padding_mode: a voxrender extension (PyTorch3D's ``VolumeRenderer`` always pads with
+            zeros): ``"zeros"`` (the default), ``"border"`` or ``"reflection"``, what points
+            outside the grid see; passed to the :class:`VolumeSampler`. Only ``"zeros"`` is
+            rendered by the fused backends, the others by the reference path.
         chunk_size: rays per batch element rendered at a time (see :class:`ImplicitRenderer`).
         backend: which implementation renders (see :class:`ImplicitRenderer`); after each
             render ``last_backend`` says which one did, and why not the others.
@@ -378,6 +382,7 @@ class VolumeRenderer(torch.nn.Module):
         raymarcher: Callable,
         sample_mode: str = "bilinear",
         *,
+        padding_mode: str = "zeros",
         chunk_size: int | None = None,
         backend: str | None = None,
     ):
@@ -386,6 +391,7 @@ class VolumeRenderer(torch.nn.Module):
             raysampler, raymarcher, chunk_size=chunk_size, backend=backend
         )
         self._sample_mode = check_choice(sample_mode, "sample_mode", MODES)
+        self._padding_mode = check_choice(padding_mode, "padding_mode", PADDING_MODES)
 
     @property
     def backend(self) -> str | None:
@@ -413,5 +419,7 @@ class VolumeRenderer(torch.nn.Module):
             raise ValueError(
                 f"volumes: expected one volume per camera ({n_cameras}), got {len(volumes)} volumes"
             )
-        sampler = VolumeSampler(volumes, sample_mode=self._sample_mode)
+        sampler = VolumeSampler(
+            volumes, sample_mode=self._sample_mode, padding_mode=self._padding_mode
+        )
         return self.renderer(cameras=cameras, volumetric_function=sampler, **kwargs)
