@@ -57,6 +57,8 @@ import math
 
 import torch
 
+from .fused import _eps_vanishes, sample_windows
+
 __all__: list[str] = []  # internal: reached through voxrender.backends
 
 _FORWARD_RAYS = 64
@@ -143,6 +145,37 @@ def _grid_constants(grid) -> dict:
     return {"GX": w, "GY": h, "GZ": d}
 
 
+def sample_ranges(inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples each ray's march visits, ``[first, stop)`` (all others are skipped, exactly).
+
+    A sample outside the run cannot touch a voxel (:func:`voxrender.fused.sample_windows`, the
+    definition the fused CPU path skips by): every corner of its trilinear footprint is in the
+    zero margin, so it reads density 0, adds nothing and lets all light through
+    (``1 - 0 = 1``). Behind the run that is exact for any ``eps``; in front of it only where
+    ``(1 + eps) - 0 == 1`` in the table's dtype (absorption-only, or EA with an ``eps`` that
+    vanishes, as the default 1e-10 does in float32), else ``first = 0``. Rays whose depths
+    decrease somewhere (or are NaN) visit every sample, as before. Tensor operations only, on
+    the rays' device (no host sync): O(R log P).
+
+    Args:
+        inputs: :class:`voxrender.fused.FusedInputs`.
+
+    Returns:
+        ``first (R,)`` and ``stop (R,)``, int32, ``0 <= first <= stop <= P``; an empty run
+        (``first == stop``) for a ray that misses the box.
+    """
+    lengths = inputs.lengths  # (R, P)
+    n_pts = lengths.shape[1]
+    first, stop = sample_windows(inputs.a, inputs.b, lengths, inputs.grid)  # (R,) each
+    ordered = (lengths[:, 1:] >= lengths[:, :-1]).all(1)  # (R,) depths in order (NaN: False)
+    if inputs.emission and not _eps_vanishes(inputs.eps, inputs.table.dtype):
+        stop = torch.where(stop > first, stop, 0)  # x = 1 + eps in front: march from 0
+        first = torch.zeros_like(first)
+    first = torch.where(ordered, first, 0)
+    stop = torch.where(ordered, stop, n_pts)
+    return first.to(torch.int32), stop.to(torch.int32)
+
+
 @torch.library.custom_op("voxrender::triton_render", mutates_args=())
 def _forward_op(
     table: torch.Tensor,
@@ -150,6 +183,8 @@ def _forward_op(
     b: torch.Tensor,
     lengths: torch.Tensor,
     base: torch.Tensor | None,
+    first: torch.Tensor,
+    stop: torch.Tensor,
     grid: list[int],
     emission: bool,
     surface_thickness: int,
@@ -164,14 +199,14 @@ def _forward_op(
     if n_rays:
         _launch(
             kernels.render_forward_kernel, _FORWARD_RAYS, n_rays, table.device,
-            table, a, b, lengths, base, out, n_rays, one_eps,
+            table, a, b, lengths, base, first, stop, out, n_rays, one_eps,
             HAS_BASE=base is not None, **params, **_grid_constants(grid),
         )  # fmt: skip
     return out
 
 
 @_forward_op.register_fake
-def _(table, a, b, lengths, base, grid, emission, surface_thickness, eps):
+def _(table, a, b, lengths, base, first, stop, grid, emission, surface_thickness, eps):
     return table.new_empty(lengths.shape[0], table.shape[1] if emission else 1)
 
 
@@ -183,6 +218,8 @@ def _backward_op(
     b: torch.Tensor,
     lengths: torch.Tensor,
     base: torch.Tensor | None,
+    first: torch.Tensor,
+    stop: torch.Tensor,
     grid: list[int],
     emission: bool,
     surface_thickness: int,
@@ -200,7 +237,7 @@ def _backward_op(
     if n_rays:
         _launch(
             kernels.render_backward_kernel, _BACKWARD_RAYS, n_rays, table.device,
-            grad_images, table, a, b, lengths, base, grad_table, n_rays, one_eps,
+            grad_images, table, a, b, lengths, base, first, stop, grad_table, n_rays, one_eps,
             HAS_BASE=base is not None, K=k, W=_pow2(k + params["S"] - 1), NSEG=nseg,
             NSP=_pow2(nseg), **params, **_grid_constants(grid),
         )  # fmt: skip
@@ -213,17 +250,17 @@ def _(grad_images, table, *args):
 
 
 def _setup_context(ctx, inputs, output):
-    table, a, b, lengths, base, *params = inputs
-    ctx.save_for_backward(table, a, b, lengths, base)
+    table, a, b, lengths, base, first, stop, *params = inputs
+    ctx.save_for_backward(table, a, b, lengths, base, first, stop)  # the same runs backward
     ctx.params = params
 
 
 def _backward(ctx, grad_images):
-    table, a, b, lengths, base = ctx.saved_tensors
+    table, a, b, lengths, base, first, stop = ctx.saved_tensors
     grad_table = None
     if ctx.needs_input_grad[0]:
-        grad_table = _backward_op(grad_images, table, a, b, lengths, base, *ctx.params)
-    return (grad_table,) + (None,) * 8
+        grad_table = _backward_op(grad_images, table, a, b, lengths, base, first, stop, *ctx.params)
+    return (grad_table,) + (None,) * 10
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
@@ -235,8 +272,9 @@ def render_triton(inputs) -> torch.Tensor:
     The caller has checked :func:`device_ineligible` (voxrender.backends does).
     """
     base = None if inputs.base is None else inputs.base.to(torch.int64)
+    first, stop = sample_ranges(inputs)  # (R,) each
     images = _forward_op(
-        inputs.table, inputs.a, inputs.b, inputs.lengths, base, list(inputs.grid),
+        inputs.table, inputs.a, inputs.b, inputs.lengths, base, first, stop, list(inputs.grid),
         inputs.emission, inputs.surface_thickness, inputs.eps,
     )  # fmt: skip
     return images.view(*inputs.out_shape, images.shape[-1])
