@@ -435,7 +435,7 @@ def _box_interval(a: torch.Tensor, b: torch.Tensor, grid, reach: torch.Tensor):
     Args:
         a, b: ``(3, R)`` the rays ``u = a + t b`` in margined voxel units (rows ``x, y, z``).
         grid: ``(D, H, W)``.
-        reach: 0-dim, the largest ``|t|`` of any sample.
+        reach: ``(R,)`` (or ``(1,)``, or 0-dim) the largest ``|t|`` of each ray's samples.
     """
     a, b = a.double(), b.double()  # (3, R)
     upper = [n + 1.0 for n in grid[::-1]]
@@ -474,7 +474,7 @@ def sample_windows(a: torch.Tensor, b: torch.Tensor, lengths: torch.Tensor, grid
     """
     shared = lengths.stride(0) == 0
     rows = lengths[:1] if shared else lengths  # (R or 1, P)
-    reach = rows.abs().amax().double()
+    reach = rows.abs().amax(1).double()  # (R or 1,) NaN for a ray with a NaN depth
     near, far = _box_interval(a, b, grid, reach)  # (R,) each
     inf = torch.tensor(float("inf"), dtype=lengths.dtype, device=lengths.device)
     # rounded outwards into the depths' dtype, so that the search never cuts a sample off
