@@ -30,7 +30,8 @@ How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
 
 Only the samples that can read the volume are computed: per ray, the window of samples between
 its entry into and exit from the volume's box (beyond the zero margin every sample reads zeros,
-changes no image and gets no gradient); see :func:`_schedule` for when this applies (it is exact).
+changes no image and gets no gradient); see :func:`_schedule` for when this applies (it is exact)
+and :func:`sample_windows` for the windows (the Triton kernels march the same ones).
 
 Backward, per chunk: steps 1-2 again (and 3 unless the samples were kept), the samples'
 gradient ``G (m, C)`` (the written-out
