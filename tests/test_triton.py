@@ -301,20 +301,22 @@ def _local_from_u(u: torch.Tensor, sizes, align_corners: bool) -> torch.Tensor:
     return (2 * (u - 1) + 1) / sizes - 1  # u = ((x + 1) S - 1) / 2 + 1
 
 
-def _skip_scene(*, dtype, layout="single", align_corners=True, n_pts=8, seed=0):
-    """Volumes on a (2, 3, 4) grid and the rays of ``_SKIP_RAYS`` (each batch element).
+def _skip_scene(*, dtype, layout="single", align_corners=True, n_pts=8, seed=0, rays=None):
+    """Volumes on a (2, 3, 4) grid and the rays ``rays`` (default ``_SKIP_RAYS``) in each batch
+    element.
 
     ``layout``: "single" (one volume), "batched" (two volumes) or "expanded" (one volume
     expanded across a batch of two). Returns ``(vols, bundle, leaves)``.
     """
+    rays = _SKIP_RAYS if rays is None else rays
     grid = (2, 3, 4)
     batch = 1 if layout == "single" else 2
     vols, _, leaves = _scene(
         dtype=dtype, grid=grid, batch=batch, shared=layout == "expanded", seed=seed,
         align_corners=align_corners,
     )  # fmt: skip
-    u0 = torch.tensor([r[1] for r in _SKIP_RAYS], dtype=torch.float64)  # (R, 3)
-    du = torch.tensor([r[2] for r in _SKIP_RAYS], dtype=torch.float64)
+    u0 = torch.tensor([r[1] for r in rays], dtype=torch.float64)  # (R, 3)
+    du = torch.tensor([r[2] for r in rays], dtype=torch.float64)
     sizes = grid[::-1]
     ends = torch.stack((_local_from_u(u0, sizes, align_corners), _local_from_u(u0 + du, sizes,
                        align_corners)))  # fmt: skip  # (2, R, 3)
@@ -324,7 +326,7 @@ def _skip_scene(*, dtype, layout="single", align_corners=True, n_pts=8, seed=0):
     world = world.double().reshape(batch, 2, -1, 3)  # (B, 2, R, 3)
     origins, directions = world[:, 0], world[:, 1] - world[:, 0]  # (B, R, 3)
     g = torch.Generator().manual_seed(seed)
-    n_rays = len(_SKIP_RAYS)
+    n_rays = len(rays)
     steps = torch.linspace(0, 1, n_pts, dtype=torch.float64)
     jitter = torch.rand(batch, n_rays, n_pts, generator=g, dtype=torch.float64) / (2 * n_pts)
     lengths = (steps + jitter).clamp(max=1.0)  # (B, R, P), each row increasing
@@ -367,6 +369,42 @@ def test_skipping_matches_reference(dtype, layout):
         assert (first[:, _ray(name)] > 0).all(), name
         assert (stop[:, _ray(name)] < n_pts).all(), name
         assert (stop[:, _ray(name)] > first[:, _ray(name)]).all(), name
+
+
+_LATE = ("through", "axis-z", "axis-minus-y", "edge", "corner", "miss")  # none starts inside
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_skipping_whole_programs_start_late(dtype):
+    # every ray of the program enters late: its loops (and the backward's checkpoints and
+    # segments, 4 of 4 points here) start at its smallest first > 0, inside a segment (the
+    # segment's prefix products come from checkpoints that pass 1 never reached)
+    eps = 1e-10 if dtype == torch.float32 else 0.0
+    raymarcher = EmissionAbsorptionRaymarcher(3)
+    rays = [r for r in _SKIP_RAYS if r[0] in _LATE and r[0] != "corner"]
+    vols, bundle, leaves = _skip_scene(dtype=dtype, layout="batched", n_pts=16, rays=rays)
+    _compare(vols, bundle, leaves, raymarcher, eps=eps)
+    first, stop = _ranges(vols, bundle, raymarcher, eps=eps)
+    hit = stop > first
+    assert first[hit].min() == 5  # the first segment is skipped whole, the second in part
+    assert stop.max() < 16
+
+
+def test_skipping_several_programs():
+    # 70 rays: 3 backward programs (32 rays), 2 forward ones (64); the first programs hold only
+    # rays that enter late, the last ones rays that start inside too, so their loops differ
+    late = [r for r in _SKIP_RAYS if r[0] in _LATE]
+    rays = [
+        (name, tuple(x + 0.01 * k for x in u0), du)
+        for k in range(11)
+        for name, u0, du in late
+    ] + list(_SKIP_RAYS[:4])  # fmt: skip
+    vols, bundle, leaves = _skip_scene(dtype=torch.float64, n_pts=12, rays=rays, seed=2)
+    raymarcher = EmissionAbsorptionRaymarcher(2)
+    _compare(vols, bundle, leaves, raymarcher, eps=0.0)
+    first, stop = _ranges(vols, bundle, raymarcher, eps=0.0)
+    hit = stop > first
+    assert first[:32][hit[:32]].min() > 0 and first[64:].min() == 0
 
 
 @pytest.mark.parametrize(

@@ -99,8 +99,9 @@ def render_forward_kernel(
         base = rays.to(tl.int64) * 0
     first = tl.load(first_ptr + rays, mask=ray_ok, other=P)  # (BR,) each ray's run
     stop = tl.load(stop_ptr + rays, mask=ray_ok, other=0)
-    j_lo = tl.min(first, axis=0)  # the program's loop: j_lo <= j < j_hi
-    j_hi = tl.max(stop, axis=0)
+    busy = stop > first  # (BR,) rays with a run (an empty one may sit anywhere)
+    j_lo = tl.min(tl.where(busy, first, P), axis=0)  # the program's loop: j_lo <= j < j_hi
+    j_hi = tl.max(tl.where(busy, stop, 0), axis=0)
     ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
     ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
     az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
@@ -189,8 +190,9 @@ def render_backward_kernel(
         base = rays.to(tl.int64) * 0
     first = tl.load(first_ptr + rays, mask=ray_ok, other=P)  # (BR,) each ray's run
     stop = tl.load(stop_ptr + rays, mask=ray_ok, other=0)
-    j_lo = tl.min(first, axis=0)  # the program's loop: j_lo <= j < j_hi
-    j_hi = tl.max(stop, axis=0)
+    busy = stop > first  # (BR,) rays with a run (an empty one may sit anywhere)
+    j_lo = tl.min(tl.where(busy, first, P), axis=0)  # the program's loop: j_lo <= j < j_hi
+    j_hi = tl.max(tl.where(busy, stop, 0), axis=0)
     ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
     ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
     az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
