@@ -390,16 +390,43 @@ def test_skipping_whole_programs_start_late(dtype):
     assert stop.max() < 16
 
 
-def test_skipping_several_programs():
-    # 70 rays: 3 backward programs (32 rays), 2 forward ones (64); the first programs hold only
-    # rays that enter late, the last ones rays that start inside too, so their loops differ
+def _several_programs_scene():
+    """70 rays: 3 backward programs (32 rays), 2 forward ones (64); the first programs hold only
+    rays that enter late, the last ones rays that start inside too, so their loops differ."""
     late = [r for r in _SKIP_RAYS if r[0] in _LATE]
     rays = [
         (name, tuple(x + 0.01 * k for x in u0), du)
         for k in range(11)
         for name, u0, du in late
     ] + list(_SKIP_RAYS[:4])  # fmt: skip
-    vols, bundle, leaves = _skip_scene(dtype=torch.float64, n_pts=12, rays=rays, seed=2)
+    return _skip_scene(dtype=torch.float64, n_pts=12, rays=rays, seed=2)
+
+
+def test_forward_kernel_counts_fewer_points():
+    # the forward kernel, counted (COUNT): each ray visits exactly its run, each program loops
+    # from its rays' smallest first to their largest stop, and far fewer points are gathered
+    # than a full march would visit
+    from voxrender.fused import prepare_fused
+
+    vols, bundle, _ = _several_programs_scene()
+    inputs = prepare_fused(vols, bundle, EmissionAbsorptionRaymarcher(2), {"eps": 0.0})
+    steps, visited, gathered = triton_render._forward_counts(inputs).long()  # (R,) each
+    first, stop = (x.long() for x in triton_render.sample_ranges(inputs))
+    n_rays, n_pts = inputs.lengths.shape
+    assert torch.equal(visited, stop - first)
+    busy = stop > first
+    for start in range(0, n_rays, 64):  # the forward kernel's programs
+        rays = slice(start, start + 64)
+        loop = stop[rays][busy[rays]].max() - first[rays][busy[rays]].min()
+        assert (steps[rays] == loop).all()
+    assert steps[:64].max() < n_pts  # the first program skips the front and the back
+    assert (gathered <= visited).all()
+    assert visited.sum() < 0.5 * n_rays * n_pts
+    assert steps.sum() < 0.7 * n_rays * n_pts
+
+
+def test_skipping_several_programs():
+    vols, bundle, leaves = _several_programs_scene()
     raymarcher = EmissionAbsorptionRaymarcher(2)
     _compare(vols, bundle, leaves, raymarcher, eps=0.0)
     first, stop = _ranges(vols, bundle, raymarcher, eps=0.0)

@@ -78,9 +78,10 @@ def _column(tile, cols, k):
 @triton.jit
 def render_forward_kernel(
     table_ptr, a_ptr, b_ptr, len_ptr, base_ptr, first_ptr, stop_ptr, out_ptr, R, one_eps_ptr,
+    count_ptr,
     P: tl.constexpr, C: tl.constexpr, CP: tl.constexpr, GX: tl.constexpr, GY: tl.constexpr,
     GZ: tl.constexpr, EMISSION: tl.constexpr, S: tl.constexpr, SR: tl.constexpr,
-    HAS_BASE: tl.constexpr, BR: tl.constexpr,
+    HAS_BASE: tl.constexpr, BR: tl.constexpr, COUNT: tl.constexpr = False,
 ):  # fmt: skip
     """Images ``out (R, C_out)`` of a block of ``BR`` rays, marched point by point.
 
@@ -88,6 +89,8 @@ def render_forward_kernel(
     fed from a ring of the last ``S`` values of ``x`` (``SR`` slots, a power of two >= S);
     features ``sum_i d_i T_i f_i``; opacity ``1 - prod_i (1 - d_i)``. AO: the opacity only.
     Points ``j`` outside each ray's ``[first, stop)`` are zeros, not visited (module docstring).
+    With COUNT (tests only), ``count (3, R)`` int32 gets, per ray, the program's loop steps, the
+    points visited (in the ray's run) and those that gathered from the table (inside the box).
     """
     pid = tl.program_id(0)
     rays = pid * BR + tl.arange(0, BR)
@@ -116,18 +119,29 @@ def render_forward_kernel(
     slots = tl.arange(0, SR)
     # x_j of the last S points; x = 1 in front of j_lo (and for j < 0), so slots start at 1
     ring = tl.zeros([BR, SR], dtype=table_ptr.dtype.element_ty) + 1.0
+    steps = tl.zeros([BR], dtype=tl.int32)  # COUNT only
+    visited = tl.zeros([BR], dtype=tl.int32)
+    gathered = tl.zeros([BR], dtype=tl.int32)
     for j in range(j_lo, j_hi):
         live = ray_ok & (j >= first) & (j < stop)  # (BR,) the ray's own run
         v, _row, _inside, _fx, _fy, _fz = _sample_point(
             table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, live, base, j, chans,
             P, C, GX, GY, GZ, not EMISSION,
         )  # fmt: skip
+        if COUNT:
+            steps += 1
+            visited += live.to(tl.int32)
+            gathered += _inside.to(tl.int32)
         d = tl.minimum(_column(v, chans, 0), 1.0)  # a blend of 1s may round one ulp above
         passed = passed * (1.0 - d)
         if EMISSION:
             acc += (d * lit)[:, None] * v
             ring = tl.where(slots[None, :] == j % S, (one_eps - d)[:, None], ring)
             lit = lit * _column(ring, slots, (j + 1) % S)  # T_{j+1}: times x_{j+1-S}
+    if COUNT:
+        tl.store(count_ptr + rays, steps, mask=ray_ok)
+        tl.store(count_ptr + R + rays, visited, mask=ray_ok)
+        tl.store(count_ptr + 2 * R + rays, gathered, mask=ray_ok)
     opacity = 1.0 - passed
     if EMISSION:  # out[:, c - 1] = feature c, out[:, C - 1] = opacity
         res = tl.where(chans[None, :] == 0, opacity[:, None], acc)

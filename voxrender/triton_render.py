@@ -212,7 +212,7 @@ def _forward_op(
     if n_rays:
         _launch(
             kernels.render_forward_kernel, _FORWARD_RAYS, n_rays, table.device,
-            table, a, b, lengths, base, first, stop, out, n_rays, one_eps,
+            table, a, b, lengths, base, first, stop, out, n_rays, one_eps, first,  # no count
             HAS_BASE=base is not None, **params, **_grid_constants(grid),
         )  # fmt: skip
     return out
@@ -277,6 +277,32 @@ def _backward(ctx, grad_images):
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _forward_counts(inputs) -> torch.Tensor:
+    """What the forward kernel does for ``inputs``, counted (tests): ``(3, R)`` int32.
+
+    Per ray: the loop steps of its program (rays of one program share them), the points it
+    visited (its run) and the points that gathered from the table (in the run and inside the
+    box). Runs the forward kernel once, without autograd; the images are dropped.
+    """
+    kernels = _load()
+    lengths = inputs.lengths.contiguous()
+    table = inputs.table.detach().contiguous()
+    n_rays = lengths.shape[0]
+    base = None if inputs.base is None else inputs.base.to(torch.int64)
+    first, stop = sample_ranges(inputs)
+    out = table.new_empty(n_rays, table.shape[1] if inputs.emission else 1)
+    counts = torch.zeros(3, n_rays, dtype=torch.int32, device=table.device)
+    one_eps = torch.full((1,), 1.0 + inputs.eps, dtype=table.dtype, device=table.device)
+    params = _params(table, lengths, inputs.emission, inputs.surface_thickness)
+    _launch(
+        kernels.render_forward_kernel, _FORWARD_RAYS, n_rays, table.device,
+        table, inputs.a.contiguous(), inputs.b.contiguous(), lengths, base, first, stop, out,
+        n_rays, one_eps, counts,
+        HAS_BASE=base is not None, COUNT=True, **params, **_grid_constants(inputs.grid),
+    )  # fmt: skip
+    return counts
 
 
 def render_triton(inputs) -> torch.Tensor:
