@@ -374,12 +374,15 @@ def test_skipping_matches_reference(dtype, layout):
 _LATE = ("through", "axis-z", "axis-minus-y", "edge", "corner", "miss")  # none starts inside
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_skipping_whole_programs_start_late(dtype):
+@pytest.mark.parametrize(
+    "dtype,eps",
+    [(torch.float32, 1e-10), (torch.float64, 0.0), (torch.float64, 1e-3), (torch.float32, 0.03)],
+)
+def test_skipping_whole_programs_start_late(dtype, eps):
     # every ray of the program enters late: its loops (and the backward's checkpoints and
     # segments, 4 of 4 points here) start at its smallest first > 0, inside a segment (the
-    # segment's prefix products come from checkpoints that pass 1 never reached)
-    eps = 1e-10 if dtype == torch.float32 else 0.0
+    # segment's prefix products come from checkpoints that pass 1 computed without visiting
+    # the points in front: powers of 1 + eps, or 1)
     raymarcher = EmissionAbsorptionRaymarcher(3)
     rays = [r for r in _SKIP_RAYS if r[0] in _LATE and r[0] != "corner"]
     vols, bundle, leaves = _skip_scene(dtype=dtype, layout="batched", n_pts=16, rays=rays, seed=1)
@@ -445,17 +448,23 @@ def test_skipping_matches_reference_absorption_only(dtype, layout, align_corners
     assert (first > 0).any() and (stop < bundle.lengths.shape[-1]).any()
 
 
-def test_skipping_where_eps_counts_keeps_the_samples_in_front():
-    # (1 + eps) - 0 != 1: every sample in front multiplies the transmittance by 1 + eps, so the
-    # runs start at 0; the samples behind are still skipped (they change nothing for any eps)
+def test_skipping_where_eps_counts():
+    # (1 + eps) - 0 != 1 (float64, default eps or 1e-3): every sample in front multiplies the
+    # transmittance by 1 + eps; the kernels multiply those factors in without visiting the
+    # samples, so the runs are the same as where eps vanishes
     raymarcher = EmissionAbsorptionRaymarcher(3)
     vols, bundle, leaves = _skip_scene(dtype=torch.float64, layout="batched", seed=1)
-    _compare(vols, bundle, leaves, raymarcher, eps=1e-3)
-    first, stop = _ranges(vols, bundle, raymarcher, eps=1e-3)
-    assert (first == 0).all()
-    assert (stop < bundle.lengths.shape[-1]).any()
-    miss = first.view(2, -1)[:, _ray("miss")], stop.view(2, -1)[:, _ray("miss")]
-    assert (miss[0] == miss[1]).all()  # a ray that misses still visits nothing
+    for eps in (1e-10, 1e-3):
+        _compare(vols, bundle, leaves, raymarcher, eps=eps)
+        first, stop = (x.view(2, -1) for x in _ranges(vols, bundle, raymarcher, eps=eps))
+        for got, want in zip(
+            (first, stop), _ranges(vols, bundle, raymarcher, eps=0.0), strict=True
+        ):
+            assert torch.equal(got, want.view(2, -1))
+        for name in ("through", "axis-z", "axis-minus-y", "edge", "corner"):
+            assert (first[:, _ray(name)] > 0).all(), name
+            assert (stop[:, _ray(name)] < bundle.lengths.shape[-1]).all(), name
+        assert (first[:, _ray("miss")] == stop[:, _ray("miss")]).all()
 
 
 def test_sample_ranges_cover_every_sample_that_reads_the_volume():

@@ -9,8 +9,9 @@ power of two), ``BR`` rays per program. Corner ``k = 4 kz + 2 ky + kx``.
 Each ray ``r`` visits only its samples ``[first_r, stop_r)`` (``first_ptr``, ``stop_ptr``, from
 voxrender.triton_render.sample_ranges); a program loops from its rays' smallest ``first`` to
 their largest ``stop``, each ray masked to its own run. The caller guarantees that every
-sample outside the run reads exactly zero (outside the volume's box) and that those in front
-of it have ``x = (1 + eps) - 0 = 1`` exactly (else ``first = 0``): skipping them is exact.
+sample outside the run reads exactly zero (outside the volume's box): skipping it is exact.
+A sample in front of the run still has ``x = (1 + eps) - 0 = 1 + eps`` in the transmittance,
+which the kernels multiply in without visiting it (``1 + eps`` once per such sample, in order).
 """
 
 from __future__ import annotations
@@ -115,10 +116,12 @@ def render_forward_kernel(
     one_eps = tl.load(one_eps_ptr)  # (1 + eps), rounded to the table's dtype as torch does
     passed = zero + 1.0  # prod_i (1 - d_i)
     lit = zero + 1.0  # T
+    for _j in range(0, j_lo - S + 1):  # T_{j_lo}: the x = 1 + eps of the points in front
+        lit = lit * one_eps
     acc = tl.zeros([BR, CP], dtype=table_ptr.dtype.element_ty)  # sum_i w_i value_i
     slots = tl.arange(0, SR)
-    # x_j of the last S points; x = 1 in front of j_lo (and for j < 0), so slots start at 1
-    ring = tl.zeros([BR, SR], dtype=table_ptr.dtype.element_ty) + 1.0
+    # x_j of the last S points; x = 1 + eps in front of j_lo
+    ring = tl.zeros([BR, SR], dtype=table_ptr.dtype.element_ty) + one_eps
     steps = tl.zeros([BR], dtype=tl.int32)  # COUNT only
     visited = tl.zeros([BR], dtype=tl.int32)
     gathered = tl.zeros([BR], dtype=tl.int32)
@@ -137,7 +140,8 @@ def render_forward_kernel(
         if EMISSION:
             acc += (d * lit)[:, None] * v
             ring = tl.where(slots[None, :] == j % S, (one_eps - d)[:, None], ring)
-            lit = lit * _column(ring, slots, (j + 1) % S)  # T_{j+1}: times x_{j+1-S}
+            if j + 1 - S >= 0:  # T_{j+1}: times x_{j+1-S}
+                lit = lit * _column(ring, slots, (j + 1) % S)
     if COUNT:
         tl.store(count_ptr + rays, steps, mask=ray_ok)
         tl.store(count_ptr + R + rays, visited, mask=ray_ok)
@@ -190,9 +194,9 @@ def render_backward_kernel(
     by segment from the far end, pass 2 recomputes the segment's prefix products into register
     tiles and pass 3 walks it backwards carrying the suffix sums, adding each point's gradient
     into the table at its 8 corners. Every pass runs over ``[j_lo, j_hi)`` only, each ray masked
-    to its own run: the points outside are zeros (``d = 0``, ``x = 1`` in front), so the prefix
-    products there are 1, the suffix ones 0 (``S``) and 1 (``B``), and their gradient would
-    only reach the zero margin, which is dropped.
+    to its own run: the points outside are zeros (``d = 0``, ``x = 1 + eps``), so ``A`` is 1 in
+    front (``X`` the powers of ``1 + eps``, multiplied in without visiting the points), ``S`` is
+    0 and ``B`` 1 behind, and their gradient would only reach the zero margin, which is dropped.
     """
     pid = tl.program_id(0)
     rays = pid * BR + tl.arange(0, BR)
@@ -234,7 +238,11 @@ def render_backward_kernel(
     xprod = zero + 1.0
     aprod = zero + 1.0
     j_last = (NSEG - 1) * K
-    for j in range(j_lo, tl.minimum(j_hi, j_last)):  # checkpoints in front of j_lo stay 1
+    for j in range(0, tl.minimum(j_lo, j_last)):  # in front: x = 1 + eps, A stays 1
+        if (j + S - 1) % K == 0:
+            ck_x = tl.where(segs[None, :] == (j + S - 1) // K, xprod[:, None], ck_x)
+        xprod = xprod * one_eps
+    for j in range(j_lo, tl.minimum(j_hi, j_last)):
         if (j + S - 1) % K == 0:
             ck_x = tl.where(segs[None, :] == (j + S - 1) // K, xprod[:, None], ck_x)
         if j % K == 0:
@@ -266,11 +274,11 @@ def render_backward_kernel(
         lo = tl.maximum(st, j_lo)  # the segment's points in the program's loop: [lo, hi)
         hi = tl.minimum(tl.minimum(st + K, P), j_hi)
         # pass 2: the window X_j, j in [q, hi), and A_j, j in [lo, hi) (empty when lo >= hi)
-        win = tl.zeros([BR, W], dtype=dt) + 1.0  # X_j = 1 for j <= max(0, j_lo)
+        win = tl.zeros([BR, W], dtype=dt) + 1.0  # X_j = 1 for j <= 0
         atile = tl.zeros([BR, K], dtype=dt)
-        xprod = _column(ck_x, segs, m)  # X_q, which is X_j for q <= j <= j_lo
-        aprod = _column(ck_a, segs, m)  # A_st, which is A_j for st <= j <= j_lo
-        begin = tl.maximum(tl.maximum(q, 0), j_lo)
+        xprod = _column(ck_x, segs, m)  # X_q
+        aprod = _column(ck_a, segs, m)  # A_st
+        begin = tl.maximum(q, 0)  # (points in front of j_lo read nothing: their loads are masked)
         for j in range(begin, tl.where(lo < hi, hi, begin)):
             win = tl.where(wcols[None, :] == j - q, xprod[:, None], win)
             if j >= st:

@@ -70,7 +70,7 @@ import math
 
 import torch
 
-from .fused import _eps_vanishes, sample_windows
+from .fused import sample_windows
 
 __all__: list[str] = []  # internal: reached through voxrender.backends
 
@@ -181,9 +181,6 @@ def sample_ranges(inputs) -> tuple[torch.Tensor, torch.Tensor]:
     n_pts = lengths.shape[1]
     first, stop = sample_windows(inputs.a, inputs.b, lengths, inputs.grid)  # (R,) each
     ordered = (lengths[:, 1:] >= lengths[:, :-1]).all(1)  # (R,) depths in order (NaN: False)
-    if inputs.emission and not _eps_vanishes(inputs.eps, inputs.table.dtype):
-        stop = torch.where(stop > first, stop, 0)  # x = 1 + eps in front: march from 0
-        first = torch.zeros_like(first)
     first = torch.where(ordered, first, 0)
     stop = torch.where(ordered, stop, n_pts)
     return first.to(torch.int32), stop.to(torch.int32)
