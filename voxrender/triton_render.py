@@ -25,10 +25,11 @@ can read the volume (:func:`sample_ranges`: the depths between its entry into an
 volume's box, found per ray in torch, O(R log P), the same windows the fused CPU path computes),
 and a program loops from its rays' smallest ``first`` to their largest ``stop``, each ray masked
 to its own run. A skipped sample would read exactly zero (every corner of its footprint in the
-zero margin): it adds nothing and multiplies the transmittance by ``1 - 0 = 1``, so the images
-and gradients are those of the full march with fewer samples visited (about 65% of them in
-the fit tutorial's geometry). Samples in front of a run are skipped only where
-``(1 + eps) - 0 == 1`` (AO, or EA in float32 with the default eps, or eps = 0); rays with
+zero margin): it adds nothing and lets all light through (``1 - 0 = 1``), so the images and
+gradients are those of the full march with fewer samples visited (about 65% of them in the fit
+tutorial's geometry). Where ``(1 + eps) - 0 != 1`` in the dtype (EA in float64 at the default
+eps), each sample in front of a run still multiplies the transmittance by ``1 + eps``: the
+kernels multiply those factors in, in order, without visiting the samples. Rays with
 decreasing or NaN depths march every sample. Within a run, a point whose 8 corners all lie in
 the margin still issues no table loads (masked). There is no early exit on low transmittance
 (it would not be exact).
@@ -164,9 +165,8 @@ def sample_ranges(inputs) -> tuple[torch.Tensor, torch.Tensor]:
     A sample outside the run cannot touch a voxel (:func:`voxrender.fused.sample_windows`, the
     definition the fused CPU path skips by): every corner of its trilinear footprint is in the
     zero margin, so it reads density 0, adds nothing and lets all light through
-    (``1 - 0 = 1``). Behind the run that is exact for any ``eps``; in front of it only where
-    ``(1 + eps) - 0 == 1`` in the table's dtype (absorption-only, or EA with an ``eps`` that
-    vanishes, as the default 1e-10 does in float32), else ``first = 0``. Rays whose depths
+    (``1 - 0 = 1``; in front of the run, where ``(1 + eps) - 0 != 1``, the kernels multiply in
+    its ``1 + eps`` without visiting it, so the runs do not depend on ``eps``). Rays whose depths
     decrease somewhere (or are NaN) visit every sample, as before. Tensor operations only, on
     the rays' device (no host sync): O(R log P).
 
