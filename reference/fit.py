@@ -692,7 +692,8 @@ def _test_die_at(dist: Dist) -> int | None:
 
 class _PlainProgress:
     """Plain progress lines on stderr every :data:`PLAIN_PROGRESS_EVERY_S` seconds (and at the
-    end) for when there is no progress bar: under nohup, in CI, through a pipe."""
+    end) for when there is no progress bar: under nohup, in CI, through a pipe.
+    """
 
     def __init__(self, total: int, start: int, enabled: bool):
         self.total, self.start, self.enabled = total, start, enabled

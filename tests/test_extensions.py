@@ -112,7 +112,7 @@ def test_defaults_equal_live_pytorch3d():
 
 
 def test_extinction_constant_slab():
-    """sigma constant along evenly spaced samples: known weights, opacity and depth."""
+    """Sigma constant along evenly spaced samples: known weights, opacity and depth."""
     sigma, step, p = 0.7, 0.25, 6
     lengths = 1.0 + step * torch.arange(p, dtype=torch.float64)[None]  # (1, P)
     dens = torch.full((1, p, 1), sigma, dtype=torch.float64)
@@ -357,7 +357,8 @@ def test_extinction_on_the_fused_cpu_backend(kind, last_step):
     """The fused CPU path renders extinction densities (steps from the whole rays, so a
     window's last sample gets the step to the next one): the reference path's images and
     volume gradients. Densities > 1 are fine; negative ones, decreasing lengths and the
-    Triton backend take (or name) the reference path."""
+    Triton backend take (or name) the reference path.
+    """
     kwargs = dict(density_mode="extinction", last_step_length=last_step)
     if kind == "ao":
         march = AbsorptionOnlyRaymarcher(**kwargs)
@@ -391,7 +392,8 @@ def test_extinction_on_the_fused_cpu_backend(kind, last_step):
 @pytest.mark.parametrize("surface_thickness", [1, 2])
 def test_depth_on_the_fused_cpu_backend(normalize, surface_thickness):
     """The fused CPU path renders the depth channel (with and without a background): the
-    reference path's images and volume gradients; the Triton backend refuses it."""
+    reference path's images and volume gradients; the Triton backend refuses it.
+    """
     for background in (None, torch.tensor([0.1, 0.4, 0.9])):
         march = EmissionAbsorptionRaymarcher(
             surface_thickness,
@@ -415,7 +417,8 @@ def test_depth_on_the_fused_cpu_backend(normalize, surface_thickness):
 
 def test_depth_through_the_renderer_chunked_and_analytic():
     """A camera looking down the z axis at an opaque box: every ray that hits it has the
-    depth of the box's near face (nearest sampling, thin steps)."""
+    depth of the box's near face (nearest sampling, thin steps).
+    """
     march = EmissionAbsorptionRaymarcher(return_depth=True, normalize_depth=True)
     whole, _, _ = _render(march, "reference")
     chunked, _, _ = _render(march, "reference", chunk_size=5)  # checkpointed chunks
@@ -455,7 +458,8 @@ def test_padding_mode_on_volume_renderer():
 @pytest.mark.parametrize("backend, padding", [("reference", "border"), ("cpu", "zeros")])
 def test_renderer_gradcheck_with_all_extensions(backend, padding):
     """float64, tiny: volumes' densities, features and the background through the renderer,
-    on the reference path and on the fused CPU path."""
+    on the reference path and on the fused CPU path.
+    """
     vols_d = torch.rand(1, 1, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     vols_f = torch.rand(1, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     bg = torch.tensor([0.5, 0.25], dtype=torch.float64, requires_grad=True)
@@ -544,7 +548,8 @@ def test_bad_per_camera_depths():
 
 def test_per_camera_depths_render_on_every_backend():
     """Per-camera depths are per-ray lengths: the fused CPU path renders them (same images and
-    volume gradients); depths that need a gradient take the reference path, which gives it."""
+    volume gradients); depths that need a gradient take the reference path, which gives it.
+    """
     lo, hi = torch.tensor([1.5, 2.0]), torch.tensor([4.0, 3.5])
     sampler = _raysampler(min_depth=lo, max_depth=hi)
     results = {}
@@ -572,7 +577,8 @@ def test_per_camera_depths_render_on_every_backend():
 def test_fused_windows_narrower_than_the_rays(kind, monkeypatch):
     """Rays much longer than the volume: the fused CPU path computes only each ray's window
     of samples that can read the volume; its last sample's step (extinction) and the skipped
-    samples' zero weights (depth) still give the reference path's images and gradients."""
+    samples' zero weights (depth) still give the reference path's images and gradients.
+    """
     from voxrender import fused
 
     widths = []

@@ -68,7 +68,8 @@ def _write_scene(folder: Path, c2ws, angle_x: float, h: int, w: int, split="tran
 @pytest.mark.parametrize("hw", [(12, 12), (6, 10), (10, 7)])
 def test_a_point_projects_to_the_same_pixel_both_ways(tmp_path, hw):
     """Load a hand-written scene and project world points through voxrender's cameras and the
-    fit's raysampler: both must land where the OpenGL pinhole model puts them."""
+    fit's raysampler: both must land where the OpenGL pinhole model puts them.
+    """
     h, w = hw
     rng = np.random.default_rng(1)
     center, angle_x = np.array([0.3, -0.2, 0.5]), 0.9

@@ -43,13 +43,15 @@ def main(argv: list[str]) -> int:
         )  # fmt: skip
         pointers = ("table_ptr", "a_ptr", "b_ptr", "len_ptr")
         forward = {"table_ptr": f"*{dtype}"} | {p: f"*{dtype}" for p in pointers}
-        forward |= {"base_ptr": "*i64", "out_ptr": f"*{dtype}", "R": "i32"}
-        forward |= {"one_eps_ptr": f"*{dtype}"}
+        forward |= {"base_ptr": "*i64", "first_ptr": "*i32", "stop_ptr": "*i32"}
+        forward |= {"out_ptr": f"*{dtype}", "R": "i32"}
+        forward |= {"one_eps_ptr": f"*{dtype}", "count_ptr": "*i32"}
         backward = {"grad_out_ptr": f"*{dtype}"} | {p: f"*{dtype}" for p in pointers}
-        backward |= {"base_ptr": "*i64", "grad_ptr": f"*{dtype}", "R": "i32"}
+        backward |= {"base_ptr": "*i64", "first_ptr": "*i32", "stop_ptr": "*i32"}
+        backward |= {"grad_ptr": f"*{dtype}", "R": "i32"}
         backward |= {"one_eps_ptr": f"*{dtype}"}
         jobs = [
-            ("forward", kernels.render_forward_kernel, forward, dict(common, BR=64)),
+            ("forward", kernels.render_forward_kernel, forward, dict(common, BR=64, COUNT=False)),
             (
                 "backward",
                 kernels.render_backward_kernel,

@@ -5,6 +5,13 @@ module is imported: ``TRITON_INTERPRET=1`` must be set before that (``INTERPRETE
 
 Dimension letters: ``R`` rays, ``P`` points per ray, ``C`` table channels (``CP`` padded to a
 power of two), ``BR`` rays per program. Corner ``k = 4 kz + 2 ky + kx``.
+
+Each ray ``r`` visits only its samples ``[first_r, stop_r)`` (``first_ptr``, ``stop_ptr``, from
+voxrender.triton_render.sample_ranges); a program loops from its rays' smallest ``first`` to
+their largest ``stop``, each ray masked to its own run. The caller guarantees that every
+sample outside the run reads exactly zero (outside the volume's box): skipping it is exact.
+A sample in front of the run still has ``x = (1 + eps) - 0 = 1 + eps`` in the transmittance,
+which the kernels multiply in without visiting it (``1 + eps`` once per such sample, in order).
 """
 
 from __future__ import annotations
@@ -71,16 +78,20 @@ def _column(tile, cols, k):
 
 @triton.jit
 def render_forward_kernel(
-    table_ptr, a_ptr, b_ptr, len_ptr, base_ptr, out_ptr, R, one_eps_ptr,
+    table_ptr, a_ptr, b_ptr, len_ptr, base_ptr, first_ptr, stop_ptr, out_ptr, R, one_eps_ptr,
+    count_ptr,
     P: tl.constexpr, C: tl.constexpr, CP: tl.constexpr, GX: tl.constexpr, GY: tl.constexpr,
     GZ: tl.constexpr, EMISSION: tl.constexpr, S: tl.constexpr, SR: tl.constexpr,
-    HAS_BASE: tl.constexpr, BR: tl.constexpr,
+    HAS_BASE: tl.constexpr, BR: tl.constexpr, COUNT: tl.constexpr = False,
 ):  # fmt: skip
     """Images ``out (R, C_out)`` of a block of ``BR`` rays, marched point by point.
 
     EA: ``x_i = (1 + eps) - d_i``; ``T_i = prod_{j <= i - S} x_j``, kept as a running product
     fed from a ring of the last ``S`` values of ``x`` (``SR`` slots, a power of two >= S);
     features ``sum_i d_i T_i f_i``; opacity ``1 - prod_i (1 - d_i)``. AO: the opacity only.
+    Points ``j`` outside each ray's ``[first, stop)`` are zeros, not visited (module docstring).
+    With COUNT (tests only), ``count (3, R)`` int32 gets, per ray, the program's loop steps, the
+    points visited (in the ray's run) and those that gathered from the table (inside the box).
     """
     pid = tl.program_id(0)
     rays = pid * BR + tl.arange(0, BR)
@@ -90,6 +101,11 @@ def render_forward_kernel(
         base = tl.load(base_ptr + rays, mask=ray_ok, other=0)
     else:
         base = rays.to(tl.int64) * 0
+    first = tl.load(first_ptr + rays, mask=ray_ok, other=P)  # (BR,) each ray's run
+    stop = tl.load(stop_ptr + rays, mask=ray_ok, other=0)
+    busy = stop > first  # (BR,) rays with a run (an empty one may sit anywhere)
+    j_lo = tl.min(tl.where(busy, first, P), axis=0)  # the program's loop: j_lo <= j < j_hi
+    j_hi = tl.max(tl.where(busy, stop, 0), axis=0)
     ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
     ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
     az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
@@ -100,21 +116,36 @@ def render_forward_kernel(
     one_eps = tl.load(one_eps_ptr)  # (1 + eps), rounded to the table's dtype as torch does
     passed = zero + 1.0  # prod_i (1 - d_i)
     lit = zero + 1.0  # T
+    for _j in range(0, j_lo - S + 1):  # T_{j_lo}: the x = 1 + eps of the points in front
+        lit = lit * one_eps
     acc = tl.zeros([BR, CP], dtype=table_ptr.dtype.element_ty)  # sum_i w_i value_i
     slots = tl.arange(0, SR)
-    ring = tl.zeros([BR, SR], dtype=table_ptr.dtype.element_ty)
-    for j in range(P):
+    # x_j of the last S points; x = 1 + eps in front of j_lo
+    ring = tl.zeros([BR, SR], dtype=table_ptr.dtype.element_ty) + one_eps
+    steps = tl.zeros([BR], dtype=tl.int32)  # COUNT only
+    visited = tl.zeros([BR], dtype=tl.int32)
+    gathered = tl.zeros([BR], dtype=tl.int32)
+    for j in range(j_lo, j_hi):
+        live = ray_ok & (j >= first) & (j < stop)  # (BR,) the ray's own run
         v, _row, _inside, _fx, _fy, _fz = _sample_point(
-            table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, j, chans,
+            table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, live, base, j, chans,
             P, C, GX, GY, GZ, not EMISSION,
         )  # fmt: skip
+        if COUNT:
+            steps += 1
+            visited += live.to(tl.int32)
+            gathered += _inside.to(tl.int32)
         d = tl.minimum(_column(v, chans, 0), 1.0)  # a blend of 1s may round one ulp above
         passed = passed * (1.0 - d)
         if EMISSION:
             acc += (d * lit)[:, None] * v
             ring = tl.where(slots[None, :] == j % S, (one_eps - d)[:, None], ring)
-            if j + 1 - S >= 0:
+            if j + 1 - S >= 0:  # T_{j+1}: times x_{j+1-S}
                 lit = lit * _column(ring, slots, (j + 1) % S)
+    if COUNT:
+        tl.store(count_ptr + rays, steps, mask=ray_ok)
+        tl.store(count_ptr + R + rays, visited, mask=ray_ok)
+        tl.store(count_ptr + 2 * R + rays, gathered, mask=ray_ok)
     opacity = 1.0 - passed
     if EMISSION:  # out[:, c - 1] = feature c, out[:, C - 1] = opacity
         res = tl.where(chans[None, :] == 0, opacity[:, None], acc)
@@ -150,7 +181,8 @@ def _scatter(
 
 @triton.jit
 def render_backward_kernel(
-    grad_out_ptr, table_ptr, a_ptr, b_ptr, len_ptr, base_ptr, grad_ptr, R, one_eps_ptr,
+    grad_out_ptr, table_ptr, a_ptr, b_ptr, len_ptr, base_ptr, first_ptr, stop_ptr, grad_ptr, R,
+    one_eps_ptr,
     P: tl.constexpr, C: tl.constexpr, CP: tl.constexpr, GX: tl.constexpr, GY: tl.constexpr,
     GZ: tl.constexpr, EMISSION: tl.constexpr, S: tl.constexpr, SR: tl.constexpr,
     HAS_BASE: tl.constexpr, BR: tl.constexpr, K: tl.constexpr, W: tl.constexpr,
@@ -161,7 +193,10 @@ def render_backward_kernel(
     Pass 1 (densities only) records the prefix products at each segment's start; then, segment
     by segment from the far end, pass 2 recomputes the segment's prefix products into register
     tiles and pass 3 walks it backwards carrying the suffix sums, adding each point's gradient
-    into the table at its 8 corners.
+    into the table at its 8 corners. Every pass runs over ``[j_lo, j_hi)`` only, each ray masked
+    to its own run: the points outside are zeros (``d = 0``, ``x = 1 + eps``), so ``A`` is 1 in
+    front (``X`` the powers of ``1 + eps``, multiplied in without visiting the points), ``S`` is
+    0 and ``B`` 1 behind, and their gradient would only reach the zero margin, which is dropped.
     """
     pid = tl.program_id(0)
     rays = pid * BR + tl.arange(0, BR)
@@ -171,6 +206,11 @@ def render_backward_kernel(
         base = tl.load(base_ptr + rays, mask=ray_ok, other=0)
     else:
         base = rays.to(tl.int64) * 0
+    first = tl.load(first_ptr + rays, mask=ray_ok, other=P)  # (BR,) each ray's run
+    stop = tl.load(stop_ptr + rays, mask=ray_ok, other=0)
+    busy = stop > first  # (BR,) rays with a run (an empty one may sit anywhere)
+    j_lo = tl.min(tl.where(busy, first, P), axis=0)  # the program's loop: j_lo <= j < j_hi
+    j_hi = tl.max(tl.where(busy, stop, 0), axis=0)
     ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
     ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
     az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
@@ -197,19 +237,25 @@ def render_backward_kernel(
     ck_a = tl.zeros([BR, NSP], dtype=dt) + 1.0
     xprod = zero + 1.0
     aprod = zero + 1.0
-    for j in range((NSEG - 1) * K):
+    j_last = (NSEG - 1) * K
+    for j in range(0, tl.minimum(j_lo, j_last)):  # in front: x = 1 + eps, A stays 1
+        if (j + S - 1) % K == 0:
+            ck_x = tl.where(segs[None, :] == (j + S - 1) // K, xprod[:, None], ck_x)
+        xprod = xprod * one_eps
+    for j in range(j_lo, tl.minimum(j_hi, j_last)):
         if (j + S - 1) % K == 0:
             ck_x = tl.where(segs[None, :] == (j + S - 1) // K, xprod[:, None], ck_x)
         if j % K == 0:
             ck_a = tl.where(segs[None, :] == j // K, aprod[:, None], ck_a)
+        live = ray_ok & (j >= first) & (j < stop)
         v, _row, _inside, _fx, _fy, _fz = _sample_point(
-            table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, j, chans,
+            table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, live, base, j, chans,
             P, C, GX, GY, GZ, True,
         )  # fmt: skip
         d = tl.minimum(_column(v, chans, 0), 1.0)
         xprod = xprod * (one_eps - d)
         aprod = aprod * (1.0 - d)
-    j_last = (NSEG - 1) * K
+    # (if j_hi < j_last these are wrong, but then the last segment is skipped and unread)
     if (j_last + S - 1) % K == 0:
         ck_x = tl.where(segs[None, :] == (j_last + S - 1) // K, xprod[:, None], ck_x)
     ck_a = tl.where(segs[None, :] == NSEG - 1, aprod[:, None], ck_a)
@@ -225,30 +271,34 @@ def render_backward_kernel(
         m = NSEG - 1 - mm
         st = m * K
         q = st - S + 1
-        stop = tl.minimum(st + K, P)
-        # pass 2: the window X_j, j in [q, st + K), and A_j, j in [st, st + K)
+        lo = tl.maximum(st, j_lo)  # the segment's points in the program's loop: [lo, hi)
+        hi = tl.minimum(tl.minimum(st + K, P), j_hi)
+        # pass 2: the window X_j, j in [q, hi), and A_j, j in [lo, hi) (empty when lo >= hi)
         win = tl.zeros([BR, W], dtype=dt) + 1.0  # X_j = 1 for j <= 0
         atile = tl.zeros([BR, K], dtype=dt)
-        xprod = _column(ck_x, segs, m)
-        aprod = _column(ck_a, segs, m)
-        for j in range(tl.maximum(q, 0), stop):
+        xprod = _column(ck_x, segs, m)  # X_q
+        aprod = _column(ck_a, segs, m)  # A_st
+        begin = tl.maximum(q, 0)  # (points in front of j_lo read nothing: their loads are masked)
+        for j in range(begin, tl.where(lo < hi, hi, begin)):
             win = tl.where(wcols[None, :] == j - q, xprod[:, None], win)
             if j >= st:
                 atile = tl.where(kcols[None, :] == j - st, aprod[:, None], atile)
-            if j < stop - 1:  # advance to X_{j+1}, A_{j+1}
+            if j < hi - 1:  # advance to X_{j+1}, A_{j+1}
+                live = ray_ok & (j >= first) & (j < stop)
                 v, _row, _inside, _fx, _fy, _fz = _sample_point(
-                    table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, j, chans,
+                    table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, live, base, j, chans,
                     P, C, GX, GY, GZ, True,
                 )  # fmt: skip
                 d = tl.minimum(_column(v, chans, 0), 1.0)
                 xprod = xprod * (one_eps - d)
                 if j >= st:
                     aprod = aprod * (1.0 - d)
-        # pass 3: points stop - 1 .. st, backwards
-        for ii in range(st, stop):
-            i = stop - 1 - (ii - st)
+        # pass 3: points hi - 1 .. lo, backwards
+        for ii in range(lo, hi):
+            i = hi - 1 - (ii - lo)
+            live = ray_ok & (i >= first) & (i < stop)
             v, row, inside, fx, fy, fz = _sample_point(
-                table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, ray_ok, base, i, chans,
+                table_ptr, ax, ay, az, bx, by, bz, len_ptr, rays, live, base, i, chans,
                 P, C, GX, GY, GZ, not EMISSION,
             )  # fmt: skip
             d = tl.minimum(_column(v, chans, 0), 1.0)

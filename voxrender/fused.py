@@ -36,7 +36,8 @@ How a chunk is computed (trilinear, zeros padding: the renderer's sampling):
 
 Only the samples that can read the volume are computed: per ray, the window of samples between
 its entry into and exit from the volume's box (beyond the zero margin every sample reads zeros,
-changes no image and gets no gradient); see :func:`_schedule` for when this applies (it is exact).
+changes no image and gets no gradient); see :func:`_schedule` for when this applies (it is exact)
+and :func:`sample_windows` for the windows (the Triton kernels march the same ones).
 
 Backward, per chunk: steps 1-2 again (and 3 unless the samples were kept), the samples'
 gradient ``G (m, C)`` (the written-out
@@ -295,7 +296,8 @@ def _raymarch(
 ) -> torch.Tensor:
     """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` at depths
     ``lengths (n, P)`` -> ``(n, C_out)`` (the depth channel last when the plan has one).
-    Extinction: ``densities`` are ``sigma``, turned into ``1 - exp(-sigma * steps)``."""
+    Extinction: ``densities`` are ``sigma``, turned into ``1 - exp(-sigma * steps)``.
+    """
     if plan.extinction:
         densities = (-torch.expm1(-densities.squeeze(-1) * steps)).unsqueeze(-1)  # (n, P, 1)
     if not plan.emission:
@@ -418,16 +420,22 @@ def _monotone(lengths: torch.Tensor) -> bool:
     return bool((rows[:, 1:] >= rows[:, :-1]).all())
 
 
-def _box_interval(a: torch.Tensor, b: torch.Tensor, plan: _Plan, reach: torch.Tensor):
+def _box_interval(a: torch.Tensor, b: torch.Tensor, grid, reach: torch.Tensor):
     """Depths ``(t_near, t_far)`` ``(R,)`` (float64) bounding where each ray may read a voxel.
 
     A point reads a voxel only where ``0 < u < S + 1`` on every axis (margined units); the box
     is widened by ``2^-10 (1 + |a| + |b| reach)``, far beyond the rounding of ``a + t b`` in any
     float dtype for ``|t| <= reach``, so a depth outside the interval surely reads only zeros.
     Rays that never enter (and NaN rays) get an empty interval (``t_near > t_far`` or NaN).
+
+    Args:
+        a, b: ``(3, R)`` the rays ``u = a + t b`` in margined voxel units (rows ``x, y, z``).
+        grid: ``(D, H, W)``.
+        reach: ``(R,)`` (or ``(1,)``, or 0-dim) the largest ``|t|`` of each ray's samples.
     """
     a, b = a.double(), b.double()  # (3, R)
-    upper = torch.tensor([n + 1.0 for n in plan.grid[::-1]], dtype=torch.float64)[:, None]
+    upper = [n + 1.0 for n in grid[::-1]]
+    upper = torch.tensor(upper, dtype=torch.float64, device=a.device)[:, None]  # (3, 1)
     slack = (1.0 + a.abs() + b.abs() * reach) * 2.0**-10  # (3, R)
     slack = slack.nan_to_num_(nan=float("inf"))  # 0 * inf: infinite depths, no bound
     low, high = -slack, upper + slack
@@ -435,10 +443,47 @@ def _box_interval(a: torch.Tensor, b: torch.Tensor, plan: _Plan, reach: torch.Te
     step = torch.where(flat, 1.0, b)
     t0, t1 = (low - a) / step, (high - a) / step  # (3, R)
     inside = (a > low) & (a < high)
-    inf = torch.tensor(float("inf"), dtype=torch.float64)
+    inf = torch.tensor(float("inf"), dtype=torch.float64, device=a.device)
     near = torch.where(flat, torch.where(inside, -inf, inf), torch.minimum(t0, t1))
     far = torch.where(flat, torch.where(inside, inf, -inf), torch.maximum(t0, t1))
     return near.amax(0), far.amin(0)
+
+
+def sample_windows(a: torch.Tensor, b: torch.Tensor, lengths: torch.Tensor, grid):
+    """Each ray's run of samples that may read the volume, ``[first, stop)``.
+
+    The one definition of the samples that exact empty-space skipping keeps (the fused CPU
+    path's chunks and the Triton kernels' loops): a sample outside the run lies outside the
+    ray's entry and exit depths (:func:`_box_interval`, widened beyond rounding), so every
+    corner of its trilinear footprint is in the zero margin and it reads exactly zero. Found by
+    binary search, so it holds for rays whose depths never decrease (the caller checks). Only
+    tensor operations (no host sync): O(R log P).
+
+    Args:
+        a, b: ``(3, R)`` the rays ``u = a + t b`` in margined voxel units.
+        lengths: ``(R, P)`` the samples' depths (a row expanded across the rays is searched once).
+        grid: ``(D, H, W)``.
+
+    Returns:
+        ``first (R,)`` and ``stop (R,)``, int64; ``stop == first`` for rays that miss the box
+        (and NaN rays).
+    """
+    shared = lengths.stride(0) == 0
+    rows = lengths[:1] if shared else lengths  # (R or 1, P)
+    reach = rows.abs().amax(1).double()  # (R or 1,) NaN for a ray with a NaN depth
+    near, far = _box_interval(a, b, grid, reach)  # (R,) each
+    inf = torch.tensor(float("inf"), dtype=lengths.dtype, device=lengths.device)
+    # rounded outwards into the depths' dtype, so that the search never cuts a sample off
+    near = torch.nextafter(near.to(lengths.dtype), -inf)
+    far = torch.nextafter(far.to(lengths.dtype), inf)
+    if shared:
+        first = torch.searchsorted(rows[0], near)  # (R,)
+        stop = torch.searchsorted(rows[0], far, right=True)
+    else:
+        first = torch.searchsorted(rows, near[:, None]).view(-1)
+        stop = torch.searchsorted(rows, far[:, None], right=True).view(-1)
+    hit = near <= far  # False for NaN rays
+    return first, torch.where(hit, torch.maximum(stop, first), first)
 
 
 def _chunk_points(plan: _Plan, n_pts: int, total: int) -> int:
@@ -458,7 +503,7 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
     light through (``1 - 0 = 1``, multiplied in exactly) and weighs 0, so it changes no image and
     its gradient reaches only margin rows, which are dropped. Where the depths of every ray
     never decrease, the samples that can read the volume are one run per ray, found from the
-    ray's entry and exit depths (:func:`_box_interval`) by binary search; each chunk then takes a
+    ray's entry and exit depths by binary search (:func:`sample_windows`); each chunk then takes a
     window of ``width`` samples per ray (its widest run; a window may hold a few zero samples
     more, which change nothing either). The rays stay in their own order: neighbouring rays
     read neighbouring voxels, and sorting them by run length (fewer samples) measured slower.
@@ -472,22 +517,8 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
         per_chunk = max(1, _chunk_points(plan, n_pts, n_rays * n_pts) // n_pts)  # rays
         chunks = [(s, min(s + per_chunk, n_rays), n_pts) for s in range(0, n_rays, per_chunk)]
         return _Schedule(None, chunks, min(per_chunk, n_rays) * n_pts)
-    shared = lengths.stride(0) == 0
-    rows = lengths[:1] if shared else lengths  # (R or 1, P)
-    reach = rows.abs().amax().double()
-    near, far = _box_interval(a, b, plan, reach)  # (R,) each
-    inf = torch.tensor(float("inf"), dtype=lengths.dtype)
-    # rounded outwards into the depths' dtype, so that the search never cuts a sample off
-    near = torch.nextafter(near.to(lengths.dtype), -inf)
-    far = torch.nextafter(far.to(lengths.dtype), inf)
-    if shared:
-        first = torch.searchsorted(rows[0], near)  # (R,)
-        stop = torch.searchsorted(rows[0], far, right=True)
-    else:
-        first = torch.searchsorted(rows, near[:, None]).view(-1)
-        stop = torch.searchsorted(rows, far[:, None], right=True).view(-1)
-    hit = near <= far  # False for NaN rays
-    width = torch.where(hit, stop - first, 0).clamp_(min=0)  # (R,)
+    first, stop = sample_windows(a, b, lengths, plan.grid)  # (R,) each
+    width = stop - first  # (R,)
     per_chunk = max(1, _chunk_points(plan, n_pts, int(width.sum())) // n_pts)  # rays
     budget = per_chunk * n_pts
     chunks, start, points = [], 0, 0
@@ -508,7 +539,8 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
 def _steps(lengths: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
     """Extinction's step of every sample ``(R, P)``: ``t_{i+1} - t_i``, the last
     ``plan.last_step`` (the raymarcher's formula); None otherwise. Computed for the whole
-    rays, so a chunk's window gets the steps to the samples after it too."""
+    rays, so a chunk's window gets the steps to the samples after it too.
+    """
     if not plan.extinction:
         return None
     return _extinction_steps(lengths, plan.last_step)
@@ -710,7 +742,8 @@ def _shared_volume(volume: torch.Tensor) -> torch.Tensor:
 def _extinction_in_range(densities: torch.Tensor, lengths: torch.Tensor) -> bool:
     """Whether every voxel's extinction coefficient is >= 0 (not NaN) and every ray's lengths
     ``(R, P)`` never decrease, i.e. every opacity ``1 - exp(-sigma * step)`` lies in [0, 1]
-    and the raymarcher's check would not warn (CPU only: the reads are free)."""
+    and the raymarcher's check would not warn (CPU only: the reads are free).
+    """
     return bool(densities.detach().amin() >= 0) and _monotone(lengths)
 
 
@@ -908,7 +941,8 @@ def _depth_code(raymarcher) -> int:
 
 def finish(inputs: FusedInputs, images: torch.Tensor) -> torch.Tensor:
     """A fused backend's ``images (B, ..., C_out)`` with the raymarcher's post-ops applied
-    (the background colour), by the same formula as the reference path."""
+    (the background colour), by the same formula as the reference path.
+    """
     if inputs.background is None:
         return images
     if not inputs.depth:

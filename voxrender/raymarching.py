@@ -105,7 +105,8 @@ def _check_strict(strict: object) -> bool:
 
 def _as_real(value: object, name: str) -> torch.Tensor:
     """A real tensor; integer ones become the default float dtype (what PyTorch3D's arithmetic
-    with Python floats makes of them)."""
+    with Python floats makes of them).
+    """
     if not isinstance(value, torch.Tensor):
         raise ArgumentTypeError(
             f"{name} has to be an instance of torch.Tensor: got {describe(value)}"
@@ -171,7 +172,8 @@ def _check_flag(value: object, name: str) -> bool:
 
 def _check_background(background: object) -> torch.Tensor | None:
     """None, or a colour ``(C,)``: a real 1-D tensor (kept as is, so it may be learnt) or a
-    sequence of numbers (made a float64 tensor, cast to the features' dtype at use)."""
+    sequence of numbers (made a float64 tensor, cast to the features' dtype at use).
+    """
     if background is None:
         return None
     if not isinstance(background, torch.Tensor):
@@ -202,7 +204,8 @@ def _check_background(background: object) -> torch.Tensor | None:
 
 def _rays_lengths(kwargs: dict, rays_densities: torch.Tensor, why: str) -> torch.Tensor:
     """The ray lengths ``(..., P)`` of the samples of ``rays_densities (..., P, 1)``: the
-    ``rays_lengths`` keyword, else ``ray_bundle.lengths``."""
+    ``rays_lengths`` keyword, else ``ray_bundle.lengths``.
+    """
     lengths = kwargs.get("rays_lengths")
     name = "rays_lengths"
     if lengths is None and kwargs.get("ray_bundle") is not None:
@@ -278,7 +281,8 @@ def _extinction_steps(lengths: torch.Tensor, last_step_length: float) -> torch.T
 
 def _composite_background(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     """``features + (1 - opacity) * background`` for EA ``images (..., C + 1)``, ``background
-    (C,)`` (already checked): ``(..., C + 1)``, the opacity unchanged."""
+    (C,)`` (already checked): ``(..., C + 1)``, the opacity unchanged.
+    """
     features, opacity = images[..., :-1], images[..., -1:]  # (..., C), (..., 1)
     background = background.to(device=images.device, dtype=images.dtype)  # (C,)
     return torch.cat((features + (1.0 - opacity) * background, opacity), dim=-1)
@@ -293,7 +297,8 @@ def _emission_absorption_ext(
     normalize_depth: bool,
 ) -> torch.Tensor:
     """:func:`_emission_absorption`, plus the depth channel when ``lengths (..., P)`` is given:
-    ``(..., C + 1)`` or ``(..., C + 2)``."""
+    ``(..., C + 1)`` or ``(..., C + 2)``.
+    """
     if lengths is None:
         return _emission_absorption(rays_densities, rays_features, surface_thickness, eps)
     densities = rays_densities.squeeze(-1)  # (..., P)
@@ -648,7 +653,8 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
 
 def _lengths_keyword(kwargs: dict, density_mode: str, return_depth: bool):
     """The ray lengths a raymarcher's extensions need: ``rays_lengths``, else the lengths of
-    ``ray_bundle`` (None when not needed or not given; the kernel then says what is missing)."""
+    ``ray_bundle`` (None when not needed or not given; the kernel then says what is missing).
+    """
     if density_mode != "extinction" and not return_depth:
         return None
     lengths = kwargs.get("rays_lengths")

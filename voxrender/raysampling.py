@@ -98,7 +98,8 @@ Depth = float | torch.Tensor  # a number, or one depth per camera ``(B,)``
 
 def _check_depth(value: object, name: str) -> Depth:
     """A number (a 0-d tensor is read as one), or a real floating tensor ``(B,)`` of per-camera
-    depths (a voxrender extension), kept as is (it may carry gradients)."""
+    depths (a voxrender extension), kept as is (it may carry gradients).
+    """
     if isinstance(value, torch.Tensor) and value.ndim > 0:
         if value.ndim != 1 or value.shape[0] == 0:
             raise ValueError(
@@ -225,7 +226,8 @@ def _bounds_to_xy_grid(
     min_x: float, max_x: float, min_y: float, max_y: float, width: int, height: int, dtype
 ) -> torch.Tensor:
     """Evenly spaced pixel-centre coordinates, ``(H, W, 2)`` holding ``(x, y)``; row 0 is at
-    ``min_y`` and column 0 at ``min_x``."""
+    ``min_y`` and column 0 at ``min_x``.
+    """
     ys = torch.linspace(min_y, max_y, height, dtype=dtype)
     xs = torch.linspace(min_x, max_x, width, dtype=dtype)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
@@ -452,7 +454,8 @@ def _pack_rays(
 ) -> HeterogeneousRayBundle:
     """Keep the first ``camera_counts[m]`` rays of camera row ``m`` of a padded bundle
     ``(M, R, ...)`` and stack them: ``(N, 1, ...)``. Indices are built on the host from the
-    host-side counts, so there is no device sync."""
+    host-side counts, so there is no device sync.
+    """
     n_total = int(camera_counts.sum())  # CPU tensor: no device sync
     starts = torch.cumsum(camera_counts, dim=0) - camera_counts  # (M,)
     rows = torch.repeat_interleave(torch.arange(camera_counts.shape[0]), camera_counts)  # (N,)
@@ -857,7 +860,8 @@ def GridRaysampler(
     max_depth: float,
 ) -> MultinomialRaysampler:
     """Deprecated: build a :class:`MultinomialRaysampler` (warns ``PendingDeprecationWarning``,
-    as PyTorch3D does)."""
+    as PyTorch3D does).
+    """
     warnings.warn(
         "GridRaysampler is deprecated and will be removed; use MultinomialRaysampler instead.",
         PendingDeprecationWarning,
@@ -884,7 +888,8 @@ def NDCGridRaysampler(
     max_depth: float,
 ) -> NDCMultinomialRaysampler:
     """Deprecated: build an :class:`NDCMultinomialRaysampler` (warns
-    ``PendingDeprecationWarning``, as PyTorch3D does)."""
+    ``PendingDeprecationWarning``, as PyTorch3D does).
+    """
     warnings.warn(
         "NDCGridRaysampler is deprecated and will be removed; use NDCMultinomialRaysampler "
         "instead.",

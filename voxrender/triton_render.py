@@ -18,10 +18,21 @@ RGB + density in float32), then emission-absorption compositing as in
 :mod:`voxrender.raymarching`: ``x_i = (1 + eps) - d_i`` (``1 + eps`` rounded to the dtype, as
 torch does), ``T_i = prod_{j <= i - s} x_j`` as a running product fed from a ring of the last
 ``s`` values of ``x``, features ``sum_i d_i T_i f_i``, opacity ``1 - prod_i (1 - d_i)``. Only the
-images are written. A point whose 8 corners all lie in the zero margin (outside the volume's
-box) issues no loads (masked): its sample is exactly the zero those corners hold, so the images
-and gradients are those of the full march, and the memory traffic is that of the points inside.
-There is no early exit on low transmittance (it would not be exact).
+images are written.
+
+Empty-space skipping, exact: each ray marches only its run ``[first, stop)`` of samples that
+can read the volume (:func:`sample_ranges`: the depths between its entry into and exit from the
+volume's box, found per ray in torch, O(R log P), the same windows the fused CPU path computes),
+and a program loops from its rays' smallest ``first`` to their largest ``stop``, each ray masked
+to its own run. A skipped sample would read exactly zero (every corner of its footprint in the
+zero margin): it adds nothing and lets all light through (``1 - 0 = 1``), so the images and
+gradients are those of the full march with fewer samples visited (about 65% of them in the fit
+tutorial's geometry). Where ``(1 + eps) - 0 != 1`` in the dtype (EA in float64 at the default
+eps), each sample in front of a run still multiplies the transmittance by ``1 + eps``: the
+kernels multiply those factors in, in order, without visiting the samples. Rays with
+decreasing or NaN depths march every sample. Within a run, a point whose 8 corners all lie in
+the margin still issues no table loads (masked). There is no early exit on low transmittance
+(it would not be exact).
 
 Backward, division-free. With ``e_k = d_k (f_k . gF)`` (``gF``, ``gO`` the images' gradient for
 the features and the opacity), ``X_i = prod_{l < i} x_l`` (so ``T_i = X_{i-s+1}``),
@@ -39,8 +50,11 @@ forward and keeps ``X`` and ``A`` at the start of each segment of ``K ~ sqrt(P)`
 ``(BR, P/K)`` register tile); then for each segment from the far end, pass 2 recomputes its
 prefixes into ``(BR, K + s - 1)`` register tiles and pass 3 walks it backwards, carrying ``S``,
 ``B`` and a ring of the last ``s`` values of ``e``, and adds ``w_k * dL/dvalue_i`` into the
-gradient table at the 8 corners with atomic adds. Cost: about 3 gathers per point (2 of the
-density only) and 8 atomic adds of ``C`` values per point inside the box. A volume expanded
+gradient table at the 8 corners with atomic adds. All three passes cover the program's runs
+only (the same ``first``, ``stop``, saved by the forward): outside them the prefix products
+are 1, ``S`` is 0 and ``B`` is 1, and the samples' gradient would reach only the margin.
+Cost: about 3 gathers per point of a run (2 of the density only) and 8 atomic adds of ``C``
+values per point inside the box. A volume expanded
 across the batch is one table and one gradient table; batched volumes are read and written at
 each ray's ``base``. The atomics make the gradient's summation order vary run to run, so this
 backend is not used under ``torch.use_deterministic_algorithms(True)``.
@@ -56,6 +70,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from .fused import sample_windows
 
 __all__: list[str] = []  # internal: reached through voxrender.backends
 
@@ -143,6 +159,33 @@ def _grid_constants(grid) -> dict:
     return {"GX": w, "GY": h, "GZ": d}
 
 
+def sample_ranges(inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples each ray's march visits, ``[first, stop)`` (all others are skipped, exactly).
+
+    A sample outside the run cannot touch a voxel (:func:`voxrender.fused.sample_windows`, the
+    definition the fused CPU path skips by): every corner of its trilinear footprint is in the
+    zero margin, so it reads density 0, adds nothing and lets all light through
+    (``1 - 0 = 1``; in front of the run, where ``(1 + eps) - 0 != 1``, the kernels multiply in
+    its ``1 + eps`` without visiting it, so the runs do not depend on ``eps``). Rays whose depths
+    decrease somewhere (or are NaN) visit every sample, as before. Tensor operations only, on
+    the rays' device (no host sync): O(R log P).
+
+    Args:
+        inputs: :class:`voxrender.fused.FusedInputs`.
+
+    Returns:
+        ``first (R,)`` and ``stop (R,)``, int32, ``0 <= first <= stop <= P``; an empty run
+        (``first == stop``) for a ray that misses the box.
+    """
+    lengths = inputs.lengths  # (R, P)
+    n_pts = lengths.shape[1]
+    first, stop = sample_windows(inputs.a, inputs.b, lengths, inputs.grid)  # (R,) each
+    ordered = (lengths[:, 1:] >= lengths[:, :-1]).all(1)  # (R,) depths in order (NaN: False)
+    first = torch.where(ordered, first, 0)
+    stop = torch.where(ordered, stop, n_pts)
+    return first.to(torch.int32), stop.to(torch.int32)
+
+
 @torch.library.custom_op("voxrender::triton_render", mutates_args=())
 def _forward_op(
     table: torch.Tensor,
@@ -150,6 +193,8 @@ def _forward_op(
     b: torch.Tensor,
     lengths: torch.Tensor,
     base: torch.Tensor | None,
+    first: torch.Tensor,
+    stop: torch.Tensor,
     grid: list[int],
     emission: bool,
     surface_thickness: int,
@@ -164,14 +209,14 @@ def _forward_op(
     if n_rays:
         _launch(
             kernels.render_forward_kernel, _FORWARD_RAYS, n_rays, table.device,
-            table, a, b, lengths, base, out, n_rays, one_eps,
+            table, a, b, lengths, base, first, stop, out, n_rays, one_eps, first,  # no count
             HAS_BASE=base is not None, **params, **_grid_constants(grid),
         )  # fmt: skip
     return out
 
 
 @_forward_op.register_fake
-def _(table, a, b, lengths, base, grid, emission, surface_thickness, eps):
+def _(table, a, b, lengths, base, first, stop, grid, emission, surface_thickness, eps):
     return table.new_empty(lengths.shape[0], table.shape[1] if emission else 1)
 
 
@@ -183,6 +228,8 @@ def _backward_op(
     b: torch.Tensor,
     lengths: torch.Tensor,
     base: torch.Tensor | None,
+    first: torch.Tensor,
+    stop: torch.Tensor,
     grid: list[int],
     emission: bool,
     surface_thickness: int,
@@ -200,7 +247,7 @@ def _backward_op(
     if n_rays:
         _launch(
             kernels.render_backward_kernel, _BACKWARD_RAYS, n_rays, table.device,
-            grad_images, table, a, b, lengths, base, grad_table, n_rays, one_eps,
+            grad_images, table, a, b, lengths, base, first, stop, grad_table, n_rays, one_eps,
             HAS_BASE=base is not None, K=k, W=_pow2(k + params["S"] - 1), NSEG=nseg,
             NSP=_pow2(nseg), **params, **_grid_constants(grid),
         )  # fmt: skip
@@ -213,20 +260,46 @@ def _(grad_images, table, *args):
 
 
 def _setup_context(ctx, inputs, output):
-    table, a, b, lengths, base, *params = inputs
-    ctx.save_for_backward(table, a, b, lengths, base)
+    table, a, b, lengths, base, first, stop, *params = inputs
+    ctx.save_for_backward(table, a, b, lengths, base, first, stop)  # the same runs backward
     ctx.params = params
 
 
 def _backward(ctx, grad_images):
-    table, a, b, lengths, base = ctx.saved_tensors
+    table, a, b, lengths, base, first, stop = ctx.saved_tensors
     grad_table = None
     if ctx.needs_input_grad[0]:
-        grad_table = _backward_op(grad_images, table, a, b, lengths, base, *ctx.params)
-    return (grad_table,) + (None,) * 8
+        grad_table = _backward_op(grad_images, table, a, b, lengths, base, first, stop, *ctx.params)
+    return (grad_table,) + (None,) * 10
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _forward_counts(inputs) -> torch.Tensor:
+    """What the forward kernel does for ``inputs``, counted (tests): ``(3, R)`` int32.
+
+    Per ray: the loop steps of its program (rays of one program share them), the points it
+    visited (its run) and the points that gathered from the table (in the run and inside the
+    box). Runs the forward kernel once, without autograd; the images are dropped.
+    """
+    kernels = _load()
+    lengths = inputs.lengths.contiguous()
+    table = inputs.table.detach().contiguous()
+    n_rays = lengths.shape[0]
+    base = None if inputs.base is None else inputs.base.to(torch.int64)
+    first, stop = sample_ranges(inputs)
+    out = table.new_empty(n_rays, table.shape[1] if inputs.emission else 1)
+    counts = torch.zeros(3, n_rays, dtype=torch.int32, device=table.device)
+    one_eps = torch.full((1,), 1.0 + inputs.eps, dtype=table.dtype, device=table.device)
+    params = _params(table, lengths, inputs.emission, inputs.surface_thickness)
+    _launch(
+        kernels.render_forward_kernel, _FORWARD_RAYS, n_rays, table.device,
+        table, inputs.a.contiguous(), inputs.b.contiguous(), lengths, base, first, stop, out,
+        n_rays, one_eps, counts,
+        HAS_BASE=base is not None, COUNT=True, **params, **_grid_constants(inputs.grid),
+    )  # fmt: skip
+    return counts
 
 
 def render_triton(inputs) -> torch.Tensor:
@@ -235,8 +308,9 @@ def render_triton(inputs) -> torch.Tensor:
     The caller has checked :func:`device_ineligible` (voxrender.backends does).
     """
     base = None if inputs.base is None else inputs.base.to(torch.int64)
+    first, stop = sample_ranges(inputs)  # (R,) each
     images = _forward_op(
-        inputs.table, inputs.a, inputs.b, inputs.lengths, base, list(inputs.grid),
+        inputs.table, inputs.a, inputs.b, inputs.lengths, base, first, stop, list(inputs.grid),
         inputs.emission, inputs.surface_thickness, inputs.eps,
     )  # fmt: skip
     return images.view(*inputs.out_shape, images.shape[-1])
