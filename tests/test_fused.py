@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import voxrender.fused as fused
+import voxrender.voxel_geometry as voxel_geometry
 from voxrender import (
     AbsorptionOnlyRaymarcher,
     EmissionAbsorptionRaymarcher,
@@ -362,7 +363,9 @@ def test_gradcheck_table():
     origins = bundle.origins.reshape(-1, 3)
     directions = bundle.directions.reshape(-1, 3)
     local = vols.world_to_local_coords(torch.stack((origins, origins + directions), 1)[None])[0]
-    a, b = fused.rays_to_voxel_lines(local[:, 0], local[:, 1] - local[:, 0], (2, 3, 2), True)
+    a, b = voxel_geometry.rays_to_voxel_lines(
+        local[:, 0], local[:, 1] - local[:, 0], (2, 3, 2), True
+    )
     lengths = bundle.lengths.reshape(-1, 4)
     for eps, emission in ((0.0, True), (1e-3, True), (0.0, False)):
         plan = fused._Plan(

@@ -67,7 +67,6 @@ from dataclasses import dataclass, replace
 import torch
 
 from ._checks import check_density_range
-from .grid_sample import _PAD, _collapse_expanded_batch, margined_table
 from .raymarching import (
     AbsorptionOnlyRaymarcher,
     EmissionAbsorptionRaymarcher,
@@ -80,7 +79,8 @@ from .raymarching import (
     _opacity,
 )
 from .volumes import Volumes
-from .voxel_geometry import rays_to_local, rays_to_voxel_lines  # also for renderer.py, tests
+from .voxel_geometry import rays_to_local, rays_to_voxel_lines
+from .voxel_table import PAD, collapse_expanded_batch, margined_table
 
 __all__: list[str] = []  # internal: reached through VolumeRenderer (voxrender.backends)
 
@@ -121,7 +121,7 @@ class _Plan:
     @property
     def strides(self) -> tuple[int, int, int]:
         """Table rows between neighbours along z, y, x (margined grid)."""
-        _, h, w = (n + sum(_PAD) for n in self.grid)
+        _, h, w = (n + sum(PAD) for n in self.grid)
         return h * w, w, 1
 
     @property
@@ -728,11 +728,11 @@ def _shared_volume(volume: torch.Tensor) -> torch.Tensor:
     """A volume expanded across its batch (stride 0) -> ``(1, ...)``, gradient-preserving.
 
     Eagerly this reads the expanded tensor's base without a ``(B, ...)`` gradient buffer
-    (:func:`voxrender.grid_sample._collapse_expanded_batch`); under ``torch.compile``, which
+    (:func:`voxrender.voxel_table.collapse_expanded_batch`); under ``torch.compile``, which
     cannot follow ``_base``, it slices the first element (the compiler fuses away the buffer
     the slice's gradient would otherwise need).
     """
-    collapsed = _collapse_expanded_batch(volume)
+    collapsed = collapse_expanded_batch(volume)
     leaf = collapsed.requires_grad and collapsed.is_leaf  # its B elements get their own grads
     if collapsed.shape[0] > 1 and collapsed.stride(0) == 0 and not leaf:
         return collapsed[:1]

@@ -78,11 +78,6 @@ from .voxel_table import PAD, channel_last_table, collapse_expanded_batch, margi
 
 __all__ = ["sample_grid"]
 
-# TODO(issue 13): the fused path and the renderer import these three from here; once the
-# concurrent branches merge they import them from voxel_table and these aliases go.
-_PAD = PAD
-_collapse_expanded_batch = collapse_expanded_batch
-
 MODES = ("bilinear", "nearest")
 PADDING_MODES = ("zeros", "border", "reflection")
 

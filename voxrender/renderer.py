@@ -23,9 +23,11 @@ import torch
 
 from . import backends
 from ._checks import ArgumentTypeError, check_choice, describe
-from .fused import FusedInputs, fused_render, prepare_fused, rays_to_local
-from .grid_sample import MODES, PADDING_MODES, _collapse_expanded_batch, sample_grid
+from .fused import FusedInputs, fused_render, prepare_fused
+from .grid_sample import MODES, PADDING_MODES, sample_grid
 from .ray_bundle import RayBundle
+from .voxel_geometry import rays_to_local
+from .voxel_table import collapse_expanded_batch
 
 __all__ = ["ImplicitRenderer", "VolumeRenderer", "VolumeSampler"]
 
@@ -40,7 +42,7 @@ def _volume_data(volumes) -> tuple[torch.Tensor, int]:
     features = volumes.features()
     if features is None:
         return densities, densities.shape[1]  # sample_grid collapses an expanded batch itself
-    d1, f1 = _collapse_expanded_batch(densities), _collapse_expanded_batch(features)
+    d1, f1 = collapse_expanded_batch(densities), collapse_expanded_batch(features)
     if d1.shape[0] != f1.shape[0]:  # only one of the two is expanded: sample the full batch
         d1, f1 = densities, features
     return torch.cat((d1, f1), dim=1), densities.shape[1]
