@@ -64,8 +64,10 @@ def render_depths(model, backend, views: Views, batch: int) -> tuple[torch.Tenso
 
 
 def depth_colors(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
-    """``viridis`` colours of ``depth (N, H, W)`` over the range seen where ``opacity (N, H, W)``
-    exceeds 0.5 (all pixels if none), blended by the opacity onto white: ``(N, H, W, 3)``.
+    """``viridis`` colours of ``depth (N, H, W)``, faded to white by the opacity: ``(N, H, W, 3)``.
+
+    The colours span the depths seen where ``opacity (N, H, W)`` exceeds 0.5 (all pixels if none);
+    they are blended by the opacity onto white.
     """
     seen = depth[opacity > 0.5] if np.any(opacity > 0.5) else depth.reshape(-1)
     near, far = float(seen.min()), float(seen.max())
@@ -78,8 +80,9 @@ def depth_colors(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
 def save_depth_images(
     path: str | os.PathLike, model, backend, heldout: Views | None, train: Views, batch: int
 ) -> bool:
-    """Write ``path`` (a PNG of the depth of up to :data:`MAX_VIEWS` views, held-out ones when
-    given); False (nothing written) when the backend has no depth output (PyTorch3D).
+    """Write ``path``: a PNG of the depth of up to :data:`MAX_VIEWS` views (held-out ones if given).
+
+    Returns False (nothing written) when the backend has no depth output (PyTorch3D).
     """
     if backend.name != "voxrender":
         return False

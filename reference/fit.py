@@ -185,8 +185,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _DeferredSignals:
-    """The first Ctrl-C or SIGTERM becomes a flag checked between iterations (the iteration
-    finishes, a checkpoint is written, the run exits); a second one interrupts at once.
+    """Ctrl-C or SIGTERM stops the run between iterations; a second one interrupts it at once.
+
+    The first signal becomes a flag checked between iterations (the iteration finishes, a
+    checkpoint is written, the run exits).
 
     Args:
         on_first: called with a one-line notice when the first signal arrives.
@@ -691,8 +693,9 @@ def _test_die_at(dist: Dist) -> int | None:
 
 
 class _PlainProgress:
-    """Plain progress lines on stderr every :data:`PLAIN_PROGRESS_EVERY_S` seconds (and at the
-    end) for when there is no progress bar: under nohup, in CI, through a pipe.
+    """Plain progress lines on stderr for when there is no progress bar (nohup, CI, a pipe).
+
+    One every :data:`PLAIN_PROGRESS_EVERY_S` seconds, and one at the end.
     """
 
     def __init__(self, total: int, start: int, enabled: bool):

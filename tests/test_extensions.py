@@ -1,6 +1,7 @@
-"""Opt-in extensions PyTorch3D users ask for (issue 14): expected depth, a background colour,
-``padding_mode`` on ``VolumeRenderer``, per-camera depth tensors in the raysamplers and the
-extinction (``1 - exp(-sigma * step)``) density mode.
+"""Opt-in extensions PyTorch3D users ask for (issue 14).
+
+Expected depth, a background colour, ``padding_mode`` on ``VolumeRenderer``, per-camera depth
+tensors in the raysamplers and the extinction (``1 - exp(-sigma * step)``) density mode.
 
 Each: the defaults unchanged (and equal to a live PyTorch3D where it is importable), an
 analytic case, gradcheck in float64, bad input naming the argument, and the backend dispatch
@@ -354,9 +355,10 @@ def test_background_on_the_triton_backend():
 @pytest.mark.parametrize("last_step", [1e10, 0.3])
 @pytest.mark.parametrize("kind", ["ea", "ao", "ea-depth-background"])
 def test_extinction_on_the_fused_cpu_backend(kind, last_step):
-    """The fused CPU path renders extinction densities (steps from the whole rays, so a
-    window's last sample gets the step to the next one): the reference path's images and
-    volume gradients. Densities > 1 are fine; negative ones, decreasing lengths and the
+    """The fused CPU path renders extinction densities: the reference path's images and gradients.
+
+    Steps come from the whole rays, so a window's last sample gets the step to the next one; the
+    volume gradients match too. Densities > 1 are fine; negative ones, decreasing lengths and the
     Triton backend take (or name) the reference path.
     """
     kwargs = dict(density_mode="extinction", last_step_length=last_step)
@@ -391,8 +393,9 @@ def test_extinction_on_the_fused_cpu_backend(kind, last_step):
 @pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("surface_thickness", [1, 2])
 def test_depth_on_the_fused_cpu_backend(normalize, surface_thickness):
-    """The fused CPU path renders the depth channel (with and without a background): the
-    reference path's images and volume gradients; the Triton backend refuses it.
+    """The fused CPU path renders the depth channel: the reference path's images and gradients.
+
+    With and without a background, volume gradients included; the Triton backend refuses it.
     """
     for background in (None, torch.tensor([0.1, 0.4, 0.9])):
         march = EmissionAbsorptionRaymarcher(
@@ -416,8 +419,9 @@ def test_depth_on_the_fused_cpu_backend(normalize, surface_thickness):
 
 
 def test_depth_through_the_renderer_chunked_and_analytic():
-    """A camera looking down the z axis at an opaque box: every ray that hits it has the
-    depth of the box's near face (nearest sampling, thin steps).
+    """A camera looking down the z axis at an opaque box: hitting rays get the near face's depth.
+
+    Every ray that hits the box has the depth of its near face (nearest sampling, thin steps).
     """
     march = EmissionAbsorptionRaymarcher(return_depth=True, normalize_depth=True)
     whole, _, _ = _render(march, "reference")
@@ -457,8 +461,9 @@ def test_padding_mode_on_volume_renderer():
 
 @pytest.mark.parametrize("backend, padding", [("reference", "border"), ("cpu", "zeros")])
 def test_renderer_gradcheck_with_all_extensions(backend, padding):
-    """float64, tiny: volumes' densities, features and the background through the renderer,
-    on the reference path and on the fused CPU path.
+    """Gradcheck (float64, tiny) of densities, features and background through the renderer.
+
+    On the reference path and on the fused CPU path.
     """
     vols_d = torch.rand(1, 1, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     vols_f = torch.rand(1, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
@@ -547,8 +552,10 @@ def test_bad_per_camera_depths():
 
 
 def test_per_camera_depths_render_on_every_backend():
-    """Per-camera depths are per-ray lengths: the fused CPU path renders them (same images and
-    volume gradients); depths that need a gradient take the reference path, which gives it.
+    """Per-camera depths are per-ray lengths, which the fused CPU path renders.
+
+    Same images and volume gradients; depths that need a gradient take the reference path, which
+    gives it.
     """
     lo, hi = torch.tensor([1.5, 2.0]), torch.tensor([4.0, 3.5])
     sampler = _raysampler(min_depth=lo, max_depth=hi)
@@ -575,9 +582,11 @@ def test_per_camera_depths_render_on_every_backend():
 
 @pytest.mark.parametrize("kind", ["extinction", "depth"])
 def test_fused_windows_narrower_than_the_rays(kind, monkeypatch):
-    """Rays much longer than the volume: the fused CPU path computes only each ray's window
-    of samples that can read the volume; its last sample's step (extinction) and the skipped
-    samples' zero weights (depth) still give the reference path's images and gradients.
+    """Rays much longer than the volume: the fused CPU path still matches the reference path.
+
+    It computes only each ray's window of samples that can read the volume; its last sample's
+    step (extinction) and the skipped samples' zero weights (depth) still give the reference
+    path's images and gradients.
     """
     from voxrender import fused
 

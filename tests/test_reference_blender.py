@@ -67,8 +67,10 @@ def _write_scene(folder: Path, c2ws, angle_x: float, h: int, w: int, split="tran
 
 @pytest.mark.parametrize("hw", [(12, 12), (6, 10), (10, 7)])
 def test_a_point_projects_to_the_same_pixel_both_ways(tmp_path, hw):
-    """Load a hand-written scene and project world points through voxrender's cameras and the
-    fit's raysampler: both must land where the OpenGL pinhole model puts them.
+    """A hand-written scene's world points land where the OpenGL pinhole model puts them.
+
+    Load the scene and project the points through voxrender's cameras and the fit's raysampler:
+    both must land where the pinhole model puts them.
     """
     h, w = hw
     rng = np.random.default_rng(1)

@@ -1,5 +1,7 @@
-"""voxrender-fit's command line as a user meets it: the run folder checked before any work,
---help's presets, SIGTERM from outside, plain progress lines when stderr is not a terminal.
+"""voxrender-fit's command line as a user meets it.
+
+The run folder checked before any work, --help's presets, SIGTERM from outside, plain progress
+lines when stderr is not a terminal.
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ ATOL = 1e-5
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """The environment of a launched process: this checkout first on the path, one thread (as
-    torchrun sets), no torchrun variables inherited, then ``extra``.
+    """The environment of a launched process.
+
+    This checkout first on the path, one thread (as torchrun sets), no torchrun variables
+    inherited, then ``extra``.
     """
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -54,8 +56,9 @@ def _free_port() -> int:
 
 
 def _start_ranks(world: int, *args, **env: str) -> list[subprocess.Popen]:
-    """The ranks as plain processes with torchrun's variables (env://), without its agent:
-    each one's own exit status and stderr, which torchrun would merge and override.
+    """The ranks as plain processes with torchrun's variables (env://), without its agent.
+
+    Each one keeps its own exit status and stderr, which torchrun would merge and override.
     """
     port = str(_free_port())
     return [
@@ -204,8 +207,10 @@ def test_a_peer_that_never_joins_times_out(tmp_path):
 
 @pytest.mark.slow
 def test_a_signal_on_one_rank_stops_all_after_the_same_iteration(tmp_path, capsys):
-    """SIGTERM to rank 1 only: both stop after the same iteration (rank 0 checkpoints it),
-    status 143 on both, and the run resumes to the uninterrupted fit.
+    """SIGTERM to rank 1 only: both ranks stop after the same iteration, and the run resumes.
+
+    Rank 0 checkpoints that iteration, both exit with status 143, and the resumed run ends at the
+    uninterrupted fit.
     """
     args = [*ARGS, "--iters", "100"]
     ref, out = tmp_path / "ref", tmp_path / "run"

@@ -302,8 +302,7 @@ def _local_from_u(u: torch.Tensor, sizes, align_corners: bool) -> torch.Tensor:
 
 
 def _skip_scene(*, dtype, layout="single", align_corners=True, n_pts=8, seed=0, rays=None):
-    """Volumes on a (2, 3, 4) grid and the rays ``rays`` (default ``_SKIP_RAYS``) in each batch
-    element.
+    """Volumes on a (2, 3, 4) grid and the rays ``rays`` (default ``_SKIP_RAYS``) in each element.
 
     ``layout``: "single" (one volume), "batched" (two volumes) or "expanded" (one volume
     expanded across a batch of two). Returns ``(vols, bundle, leaves)``.
@@ -394,8 +393,9 @@ def test_skipping_whole_programs_start_late(dtype, eps):
 
 
 def _several_programs_scene():
-    """70 rays: 3 backward programs (32 rays), 2 forward ones (64); the first programs hold only
-    rays that enter late, the last ones rays that start inside too, so their loops differ.
+    """70 rays: 3 backward programs (32 rays), 2 forward ones (64), whose loops differ.
+
+    The first programs hold only rays that enter late, the last ones rays that start inside too.
     """
     late = [r for r in _SKIP_RAYS if r[0] in _LATE]
     rays = [

@@ -228,8 +228,9 @@ def _sample(ws: _Workspace, table: torch.Tensor, m: int, out=None) -> torch.Tens
 def _composite(
     samples: torch.Tensor, plan: _Plan, lengths: torch.Tensor, steps: torch.Tensor | None
 ) -> torch.Tensor:
-    """Step 4: the raymarcher on ``samples (n, P, C)`` (at depths ``lengths (n, P)``, with
-    ``steps (n, P)`` for extinction) -> ``(n, C_out)``.
+    """Step 4: the raymarcher on ``samples (n, P, C)`` -> ``(n, C_out)``.
+
+    The samples lie at depths ``lengths (n, P)``, with ``steps (n, P)`` for extinction.
 
     The volume's densities were checked to lie in [0, 1], so their trilinear blends do too, up
     to the rounding of the weighted sum, which may land one ulp above 1 (blending voxels of
@@ -294,9 +295,10 @@ def _raymarch(
     lengths: torch.Tensor,
     steps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` at depths
-    ``lengths (n, P)`` -> ``(n, C_out)`` (the depth channel last when the plan has one).
-    Extinction: ``densities`` are ``sigma``, turned into ``1 - exp(-sigma * steps)``.
+    """The plan's raymarcher on ``densities (n, P, 1)``, ``features (n, P, C_f)`` -> ``(n, C_out)``.
+
+    The samples lie at depths ``lengths (n, P)``; the depth channel comes last when the plan has
+    one. Extinction: ``densities`` are ``sigma``, turned into ``1 - exp(-sigma * steps)``.
     """
     if plan.extinction:
         densities = (-torch.expm1(-densities.squeeze(-1) * steps)).unsqueeze(-1)  # (n, P, 1)
@@ -487,8 +489,9 @@ def sample_windows(a: torch.Tensor, b: torch.Tensor, lengths: torch.Tensor, grid
 
 
 def _chunk_points(plan: _Plan, n_pts: int, total: int) -> int:
-    """Samples per chunk: cache-sized, and small enough that a call of ``total`` samples makes
-    ``_MAX_WORKERS`` chunks (so that every worker gets some) unless they would fall under
+    """Samples per chunk: cache-sized, and small enough to give every worker some.
+
+    A call of ``total`` samples makes ``_MAX_WORKERS`` chunks unless they would fall under
     ``_MIN_CHUNK_POINTS``. Independent of the thread count, so that the backward pass of a
     call finds the forward's chunks (and kept samples) even if the threads changed between.
     """
@@ -537,9 +540,10 @@ def _schedule(a, b, lengths, plan: _Plan) -> _Schedule:
 
 
 def _steps(lengths: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
-    """Extinction's step of every sample ``(R, P)``: ``t_{i+1} - t_i``, the last
-    ``plan.last_step`` (the raymarcher's formula); None otherwise. Computed for the whole
-    rays, so a chunk's window gets the steps to the samples after it too.
+    """Extinction's step of every sample ``(R, P)``; None for other density modes.
+
+    ``t_{i+1} - t_i``, the last ``plan.last_step`` (the raymarcher's formula). Computed for the
+    whole rays, so a chunk's window gets the steps to the samples after it too.
     """
     if not plan.extinction:
         return None
@@ -740,9 +744,11 @@ def _shared_volume(volume: torch.Tensor) -> torch.Tensor:
 
 
 def _extinction_in_range(densities: torch.Tensor, lengths: torch.Tensor) -> bool:
-    """Whether every voxel's extinction coefficient is >= 0 (not NaN) and every ray's lengths
-    ``(R, P)`` never decrease, i.e. every opacity ``1 - exp(-sigma * step)`` lies in [0, 1]
-    and the raymarcher's check would not warn (CPU only: the reads are free).
+    """Whether every extinction opacity ``1 - exp(-sigma * step)`` lies in [0, 1].
+
+    That is: every voxel's extinction coefficient is >= 0 (not NaN) and every ray's lengths
+    ``(R, P)`` never decrease, so the raymarcher's check would not warn (CPU only: the reads
+    are free).
     """
     return bool(densities.detach().amin() >= 0) and _monotone(lengths)
 
@@ -940,8 +946,9 @@ def _depth_code(raymarcher) -> int:
 
 
 def finish(inputs: FusedInputs, images: torch.Tensor) -> torch.Tensor:
-    """A fused backend's ``images (B, ..., C_out)`` with the raymarcher's post-ops applied
-    (the background colour), by the same formula as the reference path.
+    """A fused backend's ``images (B, ..., C_out)`` with the raymarcher's post-ops applied.
+
+    The post-op is the background colour, by the same formula as the reference path.
     """
     if inputs.background is None:
         return images

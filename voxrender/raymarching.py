@@ -104,8 +104,9 @@ def _check_strict(strict: object) -> bool:
 
 
 def _as_real(value: object, name: str) -> torch.Tensor:
-    """A real tensor; integer ones become the default float dtype (what PyTorch3D's arithmetic
-    with Python floats makes of them).
+    """A real tensor; integer ones become the default float dtype.
+
+    That is what PyTorch3D's arithmetic with Python floats makes of them.
     """
     if not isinstance(value, torch.Tensor):
         raise ArgumentTypeError(
@@ -171,8 +172,10 @@ def _check_flag(value: object, name: str) -> bool:
 
 
 def _check_background(background: object) -> torch.Tensor | None:
-    """None, or a colour ``(C,)``: a real 1-D tensor (kept as is, so it may be learnt) or a
-    sequence of numbers (made a float64 tensor, cast to the features' dtype at use).
+    """None, or a colour ``(C,)``: a real 1-D tensor or a sequence of numbers.
+
+    A tensor is kept as is, so it may be learnt; a sequence of numbers is made a float64
+    tensor, cast to the features' dtype at use.
     """
     if background is None:
         return None
@@ -203,8 +206,9 @@ def _check_background(background: object) -> torch.Tensor | None:
 
 
 def _rays_lengths(kwargs: dict, rays_densities: torch.Tensor, why: str) -> torch.Tensor:
-    """The ray lengths ``(..., P)`` of the samples of ``rays_densities (..., P, 1)``: the
-    ``rays_lengths`` keyword, else ``ray_bundle.lengths``.
+    """The ray lengths ``(..., P)`` of the samples of ``rays_densities (..., P, 1)``.
+
+    The ``rays_lengths`` keyword, else ``ray_bundle.lengths``.
     """
     lengths = kwargs.get("rays_lengths")
     name = "rays_lengths"
@@ -280,8 +284,9 @@ def _extinction_steps(lengths: torch.Tensor, last_step_length: float) -> torch.T
 
 
 def _composite_background(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """``features + (1 - opacity) * background`` for EA ``images (..., C + 1)``, ``background
-    (C,)`` (already checked): ``(..., C + 1)``, the opacity unchanged.
+    """``features + (1 - opacity) * background`` for EA ``images (..., C + 1)``: ``(..., C + 1)``.
+
+    ``background (C,)`` is already checked; the opacity is unchanged.
     """
     features, opacity = images[..., :-1], images[..., -1:]  # (..., C), (..., 1)
     background = background.to(device=images.device, dtype=images.dtype)  # (C,)
@@ -296,8 +301,9 @@ def _emission_absorption_ext(
     lengths: torch.Tensor | None,
     normalize_depth: bool,
 ) -> torch.Tensor:
-    """:func:`_emission_absorption`, plus the depth channel when ``lengths (..., P)`` is given:
-    ``(..., C + 1)`` or ``(..., C + 2)``.
+    """:func:`_emission_absorption`, plus the depth channel when ``lengths (..., P)`` is given.
+
+    Returns ``(..., C + 1)``, or ``(..., C + 2)`` with the depth channel.
     """
     if lengths is None:
         return _emission_absorption(rays_densities, rays_features, surface_thickness, eps)
@@ -642,6 +648,7 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
         )
 
     def extra_repr(self) -> str:
+        """The settings in the module's repr: the extensions' ones only when they are in use."""
         extras = ""
         if self.density_mode != "opacity":
             extras += f", density_mode={self.density_mode!r}"
@@ -652,8 +659,9 @@ class EmissionAbsorptionRaymarcher(torch.nn.Module):
 
 
 def _lengths_keyword(kwargs: dict, density_mode: str, return_depth: bool):
-    """The ray lengths a raymarcher's extensions need: ``rays_lengths``, else the lengths of
-    ``ray_bundle`` (None when not needed or not given; the kernel then says what is missing).
+    """The ray lengths a raymarcher's extensions need: ``rays_lengths``, else ``ray_bundle``'s.
+
+    None when not needed or not given; the kernel then says what is missing.
     """
     if density_mode != "extinction" and not return_depth:
         return None
@@ -720,6 +728,7 @@ class AbsorptionOnlyRaymarcher(torch.nn.Module):
         return _opacity(opacities)
 
     def extra_repr(self) -> str:
+        """The settings in the module's repr: none for PyTorch3D's model, else the density mode."""
         if not self.is_pytorch3d_model:
             return f"density_mode={self.density_mode!r}, last_step_length={self.last_step_length:g}"
         return ""

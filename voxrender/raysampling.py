@@ -97,8 +97,10 @@ Depth = float | torch.Tensor  # a number, or one depth per camera ``(B,)``
 
 
 def _check_depth(value: object, name: str) -> Depth:
-    """A number (a 0-d tensor is read as one), or a real floating tensor ``(B,)`` of per-camera
-    depths (a voxrender extension), kept as is (it may carry gradients).
+    """A number (a 0-d tensor is read as one), or a real floating tensor ``(B,)``.
+
+    The tensor holds per-camera depths (a voxrender extension) and is kept as is (it may carry
+    gradients).
     """
     if isinstance(value, torch.Tensor) and value.ndim > 0:
         if value.ndim != 1 or value.shape[0] == 0:
@@ -225,8 +227,9 @@ def _check_cameras(cameras: Any, *, indexable: bool) -> tuple[int, torch.device,
 def _bounds_to_xy_grid(
     min_x: float, max_x: float, min_y: float, max_y: float, width: int, height: int, dtype
 ) -> torch.Tensor:
-    """Evenly spaced pixel-centre coordinates, ``(H, W, 2)`` holding ``(x, y)``; row 0 is at
-    ``min_y`` and column 0 at ``min_x``.
+    """Evenly spaced pixel-centre coordinates, ``(H, W, 2)`` holding ``(x, y)``.
+
+    Row 0 is at ``min_y`` and column 0 at ``min_x``.
     """
     ys = torch.linspace(min_y, max_y, height, dtype=dtype)
     xs = torch.linspace(min_x, max_x, width, dtype=dtype)
@@ -452,9 +455,10 @@ def _rays_or_packed(
 def _pack_rays(
     bundle: RayBundle, camera_ids: torch.Tensor, camera_counts: torch.Tensor
 ) -> HeterogeneousRayBundle:
-    """Keep the first ``camera_counts[m]`` rays of camera row ``m`` of a padded bundle
-    ``(M, R, ...)`` and stack them: ``(N, 1, ...)``. Indices are built on the host from the
-    host-side counts, so there is no device sync.
+    """Keep the first ``camera_counts[m]`` rays of row ``m`` of a padded bundle ``(M, R, ...)``.
+
+    They are stacked: ``(N, 1, ...)``. Indices are built on the host from the host-side counts,
+    so there is no device sync.
     """
     n_total = int(camera_counts.sum())  # CPU tensor: no device sync
     starts = torch.cumsum(camera_counts, dim=0) - camera_counts  # (M,)
@@ -560,6 +564,7 @@ class MultinomialRaysampler(torch.nn.Module):
         )
 
     def extra_repr(self) -> str:
+        """The settings in the module's repr: image size, points per ray, depths, ray counts."""
         return (
             f"image_width={self._image_width}, image_height={self._image_height}, "
             f"n_pts_per_ray={self._n_pts_per_ray}, min_depth={self._min_depth}, "
@@ -723,8 +728,9 @@ class NDCMultinomialRaysampler(MultinomialRaysampler):
 
 
 class MonteCarloRaysampler(torch.nn.Module):
-    """Rays through image-plane points drawn uniformly at random in ``[min_x, max_x] x [min_y,
-    max_y]`` (real-valued, not snapped to pixels).
+    """Rays through image-plane points drawn uniformly at random, not snapped to pixels.
+
+    The points are real-valued, in ``[min_x, max_x] x [min_y, max_y]``.
 
     Args:
         min_x: smallest x of a ray's image-plane point.
@@ -785,6 +791,7 @@ class MonteCarloRaysampler(torch.nn.Module):
         self._stratified_sampling = bool(stratified_sampling)
 
     def extra_repr(self) -> str:
+        """The settings in the module's repr: x and y ranges, ray and point counts, depths."""
         return (
             f"x=[{self._min_x}, {self._max_x}], y=[{self._min_y}, {self._max_y}], "
             f"n_rays_per_image={self._n_rays_per_image}, n_rays_total={self._n_rays_total}, "
@@ -859,8 +866,9 @@ def GridRaysampler(
     min_depth: float,
     max_depth: float,
 ) -> MultinomialRaysampler:
-    """Deprecated: build a :class:`MultinomialRaysampler` (warns ``PendingDeprecationWarning``,
-    as PyTorch3D does).
+    """Deprecated: build a :class:`MultinomialRaysampler`.
+
+    Warns ``PendingDeprecationWarning``, as PyTorch3D does.
     """
     warnings.warn(
         "GridRaysampler is deprecated and will be removed; use MultinomialRaysampler instead.",
@@ -887,8 +895,9 @@ def NDCGridRaysampler(
     min_depth: float,
     max_depth: float,
 ) -> NDCMultinomialRaysampler:
-    """Deprecated: build an :class:`NDCMultinomialRaysampler` (warns
-    ``PendingDeprecationWarning``, as PyTorch3D does).
+    """Deprecated: build an :class:`NDCMultinomialRaysampler`.
+
+    Warns ``PendingDeprecationWarning``, as PyTorch3D does.
     """
     warnings.warn(
         "NDCGridRaysampler is deprecated and will be removed; use NDCMultinomialRaysampler "

@@ -163,8 +163,10 @@ class VolumeSampler(torch.nn.Module):
 
 
 def _check_bundle(ray_bundle) -> None:
-    """A bundle's ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``:
-    real tensors with at least 3 dims and the same leading dims (PyTorch3D's rules).
+    """Check a bundle's ``origins``, ``directions`` and ``lengths`` by PyTorch3D's rules.
+
+    ``origins (B, ..., 3)``, ``directions (B, ..., 3)``, ``lengths (B, ..., P)``: real tensors
+    with at least 3 dims and the same leading dims.
     """
     for field in ("origins", "directions", "lengths"):
         value = getattr(ray_bundle, field, None)
