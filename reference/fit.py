@@ -472,54 +472,18 @@ def _fit(
     params = [model.log_densities, model.log_colors]
     lr_drop = round(LR_DROP_AT * cfg.iters)
     torch.manual_seed(cfg.seed)
-    start, color_hist, sil_hist, wall = 0, [], [], 0.0
-    if ckpt is not None:
-        start = ckpt["iteration"]
-        with torch.no_grad():
-            model.log_densities.copy_(ckpt["params"]["log_densities"])
-            model.log_colors.copy_(ckpt["params"]["log_colors"])
-        color_hist, sil_hist, wall = list(ckpt["color_err"]), list(ckpt["sil_err"]), ckpt["wall_s"]
-        torch.set_rng_state(ckpt["rng_state"])
+    start, history, wall = _restore(model, ckpt)
     optimizer = torch.optim.Adam(params, lr=cfg.lr if start <= lr_drop else cfg.lr * 0.1)
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         log(f"resuming {out} at iteration {start} of {cfg.iters}")
 
-    pending: list[torch.Tensor] = []  # (2,) losses not yet read back from the device
-
-    def flush() -> None:
-        if pending:
-            values = torch.stack(pending).tolist()
-            color_hist.extend(v[0] for v in values)
-            sil_hist.extend(v[1] for v in values)
-            pending.clear()
-
-    def snapshot(done: int, elapsed: float) -> dict[str, Any]:
-        flush()
-        return {
-            "iteration": done,
-            "params": {
-                "log_densities": model.log_densities.detach(),
-                "log_colors": model.log_colors.detach(),
-            },
-            "optimizer": optimizer.state_dict(),
-            "color_err": list(color_hist),
-            "sil_err": list(sil_hist),
-            "wall_s": elapsed,
-            "rng_state": torch.get_rng_state(),
-            "config": cfg.to_dict(),
-            "world_size": dist.world_size,  # informational: the state is global, any size resumes
-        }
-
-    n_views = len(train)
     show_bar = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
     show_bar = show_bar and dist.is_main
     done = start
     last_checkpoint = start if ckpt is not None else None
     die_at = _test_die_at(dist)
-    step_times: list[float] = []  # per step, this rank, without rank 0's panels and checkpoints
-    reduce_times: list[float] = []  # of which in the all-reduce (waiting for slower ranks too)
-    cpu_time = 0.0  # this process's CPU seconds in the steps: robust to a busy machine
+    times = _StepTimes()
 
     def notice(message: str) -> None:
         if dist.is_main:
@@ -539,86 +503,24 @@ def _fit(
                 step_start, cpu_start = time.perf_counter(), time.process_time()
                 if it == lr_drop:  # the tutorial re-creates Adam: fresh moments, lr / 10
                     optimizer = torch.optim.Adam(params, lr=cfg.lr * 0.1)
-                optimizer.zero_grad()
-                index = torch.randperm(n_views)[: cfg.batch_size].to(train.images.device)
-                local = dist.shard(index)  # (b,): this rank's views (all B for one process)
-                rendered = None
-                if local.numel() > 0:
-                    rendered = model(train.cameras(backend, local))  # (b, H, W, 4)
-                    color_err, sil_err = fit_errors(
-                        rendered, train.images[local], train.silhouettes[local]
-                    )
-                    if dist.enabled:
-                        share = local.numel() / cfg.batch_size
-                        color_err, sil_err = color_err * share, sil_err * share
-                    (color_err + sil_err).backward()
-                else:  # fewer views than ranks: this one adds nothing
-                    color_err = sil_err = torch.zeros((), device=train.images.device)
-                if dist.enabled:
-                    # Explicit all-reduce of the two gradient tensors rather than DDP: the model
-                    # is two large leaf tensors, so DDP's buckets would only add a copy of each
-                    # V^3 volume per step (and its hooks nothing). Summing the share-weighted
-                    # gradients gives the gradient of the global batch's mean: the
-                    # single-process one up to float32 summation order. The losses and the
-                    # stop flags (a signal seen by any rank stops all after the same
-                    # iteration; was one a SIGTERM) travel in a third, 4-element tensor.
-                    for p in params:
-                        if p.grad is None:
-                            p.grad = torch.zeros_like(p)
-                    seen = (
-                        signals.requested,
-                        signals.requested and signals.signum == signal.SIGTERM,
-                    )
-                    flags = torch.cat(
-                        (
-                            torch.stack((color_err, sil_err)).detach(),
-                            torch.tensor(seen, dtype=color_err.dtype, device=color_err.device),
-                        )
-                    )
-                    reduce_start = time.perf_counter()
-                    dist.all_reduce_([model.log_densities.grad, model.log_colors.grad, flags])
-                    any_signal, any_term = flags[2:].tolist()  # waits for the asynchronous NCCL
-                    reduce_times.append(time.perf_counter() - reduce_start)
-                    requested = any_signal > 0
-                    stop_signum = signal.SIGTERM if any_term > 0 else signal.SIGINT
-                    losses = flags[:2]
-                else:
-                    requested, stop_signum = signals.requested, signals.signum
-                    losses = torch.stack((color_err, sil_err)).detach()
-                optimizer.step()
-                pending.append(losses)
+                index, rendered, losses, requested, stop_signum = _step(
+                    cfg, model, backend, train, dist, optimizer, signals, times
+                )
+                history.pending.append(losses)
                 done = it + 1
-                step_times.append(time.perf_counter() - step_start)
-                cpu_time += time.process_time() - cpu_start
+                times.steps.append(time.perf_counter() - step_start)
+                times.cpu += time.process_time() - cpu_start
 
                 io_start = time.perf_counter()  # panels and checkpoints don't count as loop time
-                if dist.is_main and (it % cfg.progress_every == 0 or done == cfg.iters):
-                    first = index[0]  # rank 0's first view: rendered[0]
-                    r = rendered[0].detach().cpu().numpy()
-                    save_progress_panel(
-                        out / f"progress_{it:04d}.png",
-                        r[..., :3],
-                        train.images[first].cpu().numpy(),
-                        r[..., 3],
-                        train.silhouettes[first].cpu().numpy(),
-                        title=f"iteration {it}",
-                    )
-                bar.update(1)
-                if it % _FLUSH_EVERY == 0 or done == cfg.iters:
-                    flush()
-                    bar.set_postfix(
-                        color_err=f"{color_hist[-1]:.2e}", sil_err=f"{sil_hist[-1]:.2e}"
-                    )
-                if plain.due(done):
-                    flush()
-                    plain.line(done, color_hist[-1], sil_hist[-1])
+                _show_progress(cfg, out, train, dist, it, index, rendered, bar, plain, history)
                 if not dist.enabled:
                     requested, stop_signum = signals.requested, signals.signum
                 stopping = requested or done == cfg.stop_after
                 if done % cfg.checkpoint_every == 0 or done == cfg.iters or stopping:
                     elapsed = wall + (io_start - t0) - io_time
                     if dist.is_main:
-                        save_checkpoint(out / CHECKPOINT_NAME, snapshot(done, elapsed))
+                        state = _snapshot(cfg, model, optimizer, history, dist, done, elapsed)
+                        save_checkpoint(out / CHECKPOINT_NAME, state)
                     last_checkpoint = done
                 io_time += time.perf_counter() - io_start
                 if stopping:
@@ -627,57 +529,251 @@ def _fit(
                 torch.cuda.synchronize()
             wall += time.perf_counter() - t0 - io_time
     except Interrupted:  # a second signal: no checkpoint now, point at the last one
-        if last_checkpoint is None:
-            log(f"stopped during iteration {done + 1}; no checkpoint was written yet")
-        else:
-            log(
-                f"stopped during iteration {done + 1}; the checkpoint at iteration "
-                f"{last_checkpoint} is kept; continue with: voxrender-fit --resume --out {out}"
-            )
+        log(f"stopped during iteration {done + 1}; {_kept_checkpoint(last_checkpoint, out)}")
         raise
     except PeerLost as e:
-        kept = (
-            "no checkpoint was written yet"
-            if last_checkpoint is None
-            else f"the checkpoint at iteration {last_checkpoint} is kept; continue with: "
-            f"voxrender-fit --resume --out {out}"
-        )
+        kept = _kept_checkpoint(last_checkpoint, out)
         raise PeerLost(f"{e} during iteration {done + 1}; {kept}") from None
-    flush()
-    if requested and done < cfg.iters:
+    history.flush()
+    if done < cfg.iters:
+        return _unfinished(out, log, history, done, requested, stop_signum)
+    return {
+        "completed": True,
+        "color_err": history.color,
+        "sil_err": history.sil,
+        "wall_s": wall,
+        "timing": times.summary(dist, train.images.device),
+    }
+
+
+class _LossHistory:
+    """The per-iteration ``color_err`` and ``sil_err``, read back from the device in batches.
+
+    Args:
+        color, sil: the losses read back so far (a resumed run's from its checkpoint).
+    """
+
+    def __init__(self, color: list[float], sil: list[float]):
+        self.color, self.sil = color, sil
+        self.pending: list[torch.Tensor] = []  # (2,) losses not yet read back from the device
+
+    def flush(self) -> None:
+        """Read the pending losses back from the device (one sync) and append them."""
+        if self.pending:
+            values = torch.stack(self.pending).tolist()
+            self.color.extend(v[0] for v in values)
+            self.sil.extend(v[1] for v in values)
+            self.pending.clear()
+
+
+@dataclasses.dataclass
+class _StepTimes:
+    """This rank's time in the optimisation steps, without rank 0's panels and checkpoints."""
+
+    steps: list[float] = dataclasses.field(default_factory=list)  # wall seconds, per step
+    reduces: list[float] = dataclasses.field(default_factory=list)  # of which in the all-reduce
+    cpu: float = 0.0  # this process's CPU seconds in the steps: robust to a busy machine
+
+    def summary(self, dist: Dist, device: torch.device) -> dict[str, Any]:
+        """The run's ``timing`` entry: means (and the slowest step) over the steps."""
+        n = max(len(self.steps), 1)
+        return {
+            "rank": dist.rank,
+            "host": host(),
+            "device": str(device),
+            "steps": len(self.steps),
+            "step_s": sum(self.steps) / n,
+            "step_s_max": max(self.steps, default=0.0),
+            "allreduce_s": sum(self.reduces) / len(self.reduces) if self.reduces else 0.0,
+            "cpu_s": self.cpu / n,
+        }
+
+
+def _restore(model: VolumeModel, ckpt: dict[str, Any] | None) -> tuple[int, _LossHistory, float]:
+    """The first iteration, the loss history and the wall seconds so far; loads ``ckpt`` if any.
+
+    Resuming copies the checkpoint's parameters into ``model`` and restores the RNG state.
+    """
+    if ckpt is None:
+        return 0, _LossHistory([], []), 0.0
+    with torch.no_grad():
+        model.log_densities.copy_(ckpt["params"]["log_densities"])
+        model.log_colors.copy_(ckpt["params"]["log_colors"])
+    history = _LossHistory(list(ckpt["color_err"]), list(ckpt["sil_err"]))
+    torch.set_rng_state(ckpt["rng_state"])
+    return ckpt["iteration"], history, ckpt["wall_s"]
+
+
+def _snapshot(
+    cfg: FitConfig,
+    model: VolumeModel,
+    optimizer: torch.optim.Optimizer,
+    history: _LossHistory,
+    dist: Dist,
+    done: int,
+    elapsed: float,
+) -> dict[str, Any]:
+    """The checkpoint after iteration ``done`` (``elapsed`` wall seconds of fitting so far)."""
+    history.flush()
+    return {
+        "iteration": done,
+        "params": {
+            "log_densities": model.log_densities.detach(),
+            "log_colors": model.log_colors.detach(),
+        },
+        "optimizer": optimizer.state_dict(),
+        "color_err": list(history.color),
+        "sil_err": list(history.sil),
+        "wall_s": elapsed,
+        "rng_state": torch.get_rng_state(),
+        "config": cfg.to_dict(),
+        "world_size": dist.world_size,  # informational: the state is global, any size resumes
+    }
+
+
+def _step(
+    cfg: FitConfig,
+    model: VolumeModel,
+    backend: Backend,
+    train: Views,
+    dist: Dist,
+    optimizer: torch.optim.Optimizer,
+    signals: _DeferredSignals,
+    times: _StepTimes,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, bool, int]:
+    """One optimisation step on a random batch of ``train``'s views.
+
+    Returns:
+        ``index (B,)`` the global batch's views, ``rendered (b, H, W, 4)`` this rank's renders
+        (None when it has no views), ``losses (2,)`` the batch's colour and silhouette errors
+        (not read back), and whether any rank saw a signal, and which (SIGTERM if any did).
+    """
+    optimizer.zero_grad()
+    index = torch.randperm(len(train))[: cfg.batch_size].to(train.images.device)
+    local = dist.shard(index)  # (b,): this rank's views (all B for one process)
+    rendered = None
+    if local.numel() > 0:
+        rendered = model(train.cameras(backend, local))  # (b, H, W, 4)
+        color_err, sil_err = fit_errors(rendered, train.images[local], train.silhouettes[local])
+        if dist.enabled:
+            share = local.numel() / cfg.batch_size
+            color_err, sil_err = color_err * share, sil_err * share
+        (color_err + sil_err).backward()
+    else:  # fewer views than ranks: this one adds nothing
+        color_err = sil_err = torch.zeros((), device=train.images.device)
+    losses = torch.stack((color_err, sil_err)).detach()
+    if dist.enabled:
+        losses, requested, stop_signum = _all_reduce(model, dist, losses, signals, times)
+    else:
+        requested, stop_signum = signals.requested, signals.signum
+    optimizer.step()
+    return index, rendered, losses, requested, stop_signum
+
+
+def _all_reduce(
+    model: VolumeModel,
+    dist: Dist,
+    losses: torch.Tensor,
+    signals: _DeferredSignals,
+    times: _StepTimes,
+) -> tuple[torch.Tensor, bool, int]:
+    """Sum the gradients, ``losses (2,)`` and the stop flags over the ranks.
+
+    Explicit all-reduce of the two gradient tensors rather than DDP: the model is two large leaf
+    tensors, so DDP's buckets would only add a copy of each V^3 volume per step (and its hooks
+    nothing). Summing the share-weighted gradients gives the gradient of the global batch's mean:
+    the single-process one up to float32 summation order. The losses and the stop flags (a
+    signal seen by any rank stops all after the same iteration; was one a SIGTERM) travel in a
+    third, 4-element tensor.
+
+    Returns:
+        The summed ``losses (2,)``, whether any rank saw a signal, and which (SIGTERM if any did).
+    """
+    for p in (model.log_densities, model.log_colors):
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    seen = (signals.requested, signals.requested and signals.signum == signal.SIGTERM)
+    flags = torch.cat((losses, torch.tensor(seen, dtype=losses.dtype, device=losses.device)))
+    reduce_start = time.perf_counter()
+    dist.all_reduce_([model.log_densities.grad, model.log_colors.grad, flags])
+    any_signal, any_term = flags[2:].tolist()  # waits for the asynchronous NCCL
+    times.reduces.append(time.perf_counter() - reduce_start)
+    return flags[:2], any_signal > 0, signal.SIGTERM if any_term > 0 else signal.SIGINT
+
+
+def _show_progress(
+    cfg: FitConfig,
+    out: Path,
+    train: Views,
+    dist: Dist,
+    it: int,
+    index: torch.Tensor,
+    rendered: torch.Tensor | None,
+    bar: tqdm,
+    plain: _PlainProgress,
+    history: _LossHistory,
+) -> None:
+    """After iteration ``it``: rank 0's progress panel when due, the bar and the plain lines."""
+    done = it + 1
+    if dist.is_main and (it % cfg.progress_every == 0 or done == cfg.iters):
+        first = index[0]  # rank 0's first view: rendered[0]
+        r = rendered[0].detach().cpu().numpy()
+        save_progress_panel(
+            out / f"progress_{it:04d}.png",
+            r[..., :3],
+            train.images[first].cpu().numpy(),
+            r[..., 3],
+            train.silhouettes[first].cpu().numpy(),
+            title=f"iteration {it}",
+        )
+    bar.update(1)
+    if it % _FLUSH_EVERY == 0 or done == cfg.iters:
+        history.flush()
+        bar.set_postfix(color_err=f"{history.color[-1]:.2e}", sil_err=f"{history.sil[-1]:.2e}")
+    if plain.due(done):
+        history.flush()
+        plain.line(done, history.color[-1], history.sil[-1])
+
+
+def _unfinished(
+    out: Path,
+    log: Callable[[str], None],
+    history: _LossHistory,
+    done: int,
+    requested: bool,
+    stop_signum: int,
+) -> dict[str, Any]:
+    """The end of a run stopped after iteration ``done``: by a signal, or by ``--stop-after``.
+
+    Raises:
+        Interrupted: a signal stopped it (``stop_signum``: SIGTERM if any rank saw one).
+    """
+    if requested:
         log(
             f"interrupted ({signal.Signals(stop_signum).name}) after iteration {done}; "
             f"continue with: voxrender-fit --resume --out {out}"
         )
         raise Interrupted(stop_signum)
-    if done < cfg.iters:
-        log(
-            f"stopped after iteration {done} (--stop-after); continue with: voxrender-fit --resume --out {out}"
-        )
-        return {
-            "out": str(out),
-            "completed": False,
-            "iteration": done,
-            "color_err": color_hist,
-            "sil_err": sil_hist,
-        }
-    timing = {
-        "rank": dist.rank,
-        "host": host(),
-        "device": str(train.images.device),
-        "steps": len(step_times),
-        "step_s": sum(step_times) / max(len(step_times), 1),
-        "step_s_max": max(step_times, default=0.0),
-        "allreduce_s": sum(reduce_times) / len(reduce_times) if reduce_times else 0.0,
-        "cpu_s": cpu_time / max(len(step_times), 1),
-    }
+    log(
+        f"stopped after iteration {done} (--stop-after); continue with: voxrender-fit --resume --out {out}"
+    )
     return {
-        "completed": True,
-        "color_err": color_hist,
-        "sil_err": sil_hist,
-        "wall_s": wall,
-        "timing": timing,
+        "out": str(out),
+        "completed": False,
+        "iteration": done,
+        "color_err": history.color,
+        "sil_err": history.sil,
     }
+
+
+def _kept_checkpoint(last_checkpoint: int | None, out: Path) -> str:
+    """What a run stopped mid-iteration leaves: the last checkpoint and how to resume from it."""
+    if last_checkpoint is None:
+        return "no checkpoint was written yet"
+    return (
+        f"the checkpoint at iteration {last_checkpoint} is kept; continue with: "
+        f"voxrender-fit --resume --out {out}"
+    )
 
 
 def _test_die_at(dist: Dist) -> int | None:
