@@ -54,6 +54,8 @@ class _Renderer(torch.nn.Module):
     def __init__(self, raysampler, raymarcher):
         super().__init__()
         self.hw = raysampler.hw
+        self.renderer = SimpleNamespace(raysampler=raysampler)  # as VolumeRenderer.renderer
+        self.depth = getattr(raymarcher, "return_depth", False)  # depth.png's renderer
 
     def forward(self, cameras, volumes):
         type(self).calls += 1
@@ -71,6 +73,8 @@ class _Renderer(torch.nn.Module):
         )
         tint = torch.sigmoid(cameras.T[:, :, None, None]).mean(1, keepdim=True)  # (B, 1, 1, 1)
         img = torch.cat((img[:, :3] * tint, img[:, 3:]), 1)
+        if self.depth:  # a made-up depth channel after the opacity, as return_depth=True gives
+            img = torch.cat((img, img[:, 3:] * 2.0), 1)
         return img.permute(0, 2, 3, 1), None
 
 
@@ -84,7 +88,7 @@ FAKE = Backend(
     VolumeRenderer=_Renderer,
     ImplicitRenderer=None,
     NDCMultinomialRaysampler=_Raysampler,
-    EmissionAbsorptionRaymarcher=lambda: None,
+    EmissionAbsorptionRaymarcher=lambda **kw: SimpleNamespace(**kw),
     FoVPerspectiveCameras=lambda **kw: SimpleNamespace(**kw),
     look_at_view_transform=None,
     so3_exp_map=_so3_exp_map,
