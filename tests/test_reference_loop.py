@@ -253,7 +253,7 @@ def test_outputs_and_metrics(tmp_path):
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert names == {
         "metrics.json", "loss.png", "rotating.png", "rotating.gif", "volume.pt", "checkpoint.pt",
-        "progress_0000.png", "progress_0004.png", "progress_0008.png",
+        "progress_0000.png", "progress_0004.png", "progress_0008.png", "depth.png",
     }  # fmt: skip
     assert not [n for n in names if n.endswith(".tmp")]
 
