@@ -975,12 +975,8 @@ def fused_render(
 ) -> torch.Tensor | None:
     """Render ``raymarcher(VolumeSampler(volumes)(ray_bundle))`` fused on the CPU, if possible.
 
-    The fused path covers voxrender's own :class:`~voxrender.Volumes` sampled trilinearly with
-    zeros padding and composited by voxrender's :class:`~voxrender.EmissionAbsorptionRaymarcher`
-    or :class:`~voxrender.AbsorptionOnlyRaymarcher`, on the CPU, in float32 or float64, for a
-    homogeneous bundle whose tensors (and the volumes' placement) need no gradient
-    (:func:`prepare_fused`, :func:`cpu_ineligible`). Anything else returns None and the caller
-    takes the general path, which gives the same numbers.
+    What the fused path covers is described in :mod:`voxrender.backends`; anything else returns
+    None and the caller takes the general path, which gives the same numbers.
 
     Args:
         volumes: the volumes, batch ``B`` (or 1).
