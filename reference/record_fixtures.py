@@ -37,10 +37,13 @@ import torch
 __all__ = [
     "DEFAULT_SPEC",
     "RecordError",
+    "cotangent_loss",
     "load_pytorch3d",
     "main",
     "read_spec",
     "record_case",
+    "run_calls",
+    "sample_rays",
     "write_fixtures",
 ]
 
@@ -138,13 +141,16 @@ def read_spec(spec_dir: str | os.PathLike) -> tuple[dict, dict[str, Arrays]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _cotangent_loss(outputs: Arrays, seed: int) -> torch.Tensor:
-    """``sum_k sum(out_k * cot_k)``: seeded normal cotangents drawn in sorted output order."""
+def cotangent_loss(outputs: Arrays, seed: int) -> torch.Tensor:
+    """``sum_k sum(out_k * cot_k)``: seeded normal cotangents drawn in sorted output order.
+
+    The cotangents are drawn on the CPU in each output's dtype, then moved to its device.
+    """
     generator = torch.Generator().manual_seed(seed)
     total = torch.zeros(())
     for name in sorted(outputs):
         out = outputs[name]
-        cot = torch.randn(out.shape, generator=generator, dtype=out.dtype)
+        cot = torch.randn(out.shape, generator=generator, dtype=out.dtype).to(out.device)
         if out.requires_grad:
             total = total + (out * cot).sum()
     return total
@@ -185,7 +191,7 @@ def _look_at(api, config, inp, grad_names):
 def _so3_exp_map(api, config, inp, grad_names):
     leaves = _leaves(inp, grad_names)
     outputs = {"R": api.so3_exp_map(leaves["log_rot"])}
-    _cotangent_loss(outputs, config["cot_seed"]).backward()
+    cotangent_loss(outputs, config["cot_seed"]).backward()
     return outputs, {k: v.grad for k, v in leaves.items()}
 
 
@@ -233,7 +239,8 @@ def _volumes_list(api, config, inp, grad_names):
     return outputs, {}
 
 
-def _raysampler(api, config, inp, grad_names):
+def sample_rays(api, config, inp):
+    """The ray bundle of a ``raysampler`` case (the seeded sampler call)."""
     cams = api.FoVPerspectiveCameras(
         R=inp["camera.R"], T=inp["camera.T"], **config["camera_kwargs"]
     )
@@ -242,7 +249,11 @@ def _raysampler(api, config, inp, grad_names):
     if "mask" in inp:
         forward["mask"] = inp["mask"]
     torch.manual_seed(config["torch_manual_seed"])
-    bundle = sampler(cams, **forward)
+    return sampler(cams, **forward)
+
+
+def _raysampler(api, config, inp, grad_names):
+    bundle = sample_rays(api, config, inp)
     names = ("origins", "directions", "lengths", "xys", "camera_ids", "camera_counts")
     return {n: getattr(bundle, n) for n in names if getattr(bundle, n, None) is not None}, {}
 
@@ -265,7 +276,7 @@ def _volume_sampler(api, config, inp, grad_names):
     differentiable = {"rays_densities": rays_densities}
     if "features" in inp:
         differentiable["rays_features"] = rays_features
-    _cotangent_loss(differentiable, config["cot_seed"]).backward()
+    cotangent_loss(differentiable, config["cot_seed"]).backward()
     outputs = {
         **differentiable,
         "rays_features_shape": torch.tensor(list(rays_features.shape), dtype=torch.int64),
@@ -281,7 +292,7 @@ def _raymarcher(api, config, inp, grad_names):
     else:
         out = api.AbsorptionOnlyRaymarcher()(leaves["rays_densities"])
     outputs = {"out": out}
-    _cotangent_loss(outputs, config["cot_seed"]).backward()
+    cotangent_loss(outputs, config["cot_seed"]).backward()
     return outputs, {k: v.grad for k, v in leaves.items()}
 
 
@@ -291,8 +302,9 @@ def _huber(x: torch.Tensor, y: torch.Tensor, scaling: float = 0.1) -> torch.Tens
 
 def _render(api, config, inp, grad_names):
     leaves = _leaves(inp, grad_names)
-    R, T = api.look_at_view_transform(dist=2.7, elev=inp["elev"], azim=inp["azim"])
-    cams = api.FoVPerspectiveCameras(R=R, T=T)
+    device, dtype = inp["log_densities"].device, inp["log_densities"].dtype  # the volume's
+    R, T = api.look_at_view_transform(dist=2.7, elev=inp["elev"], azim=inp["azim"], device=device)
+    cams = api.FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype), device=device)
     renderer = api.VolumeRenderer(
         api.NDCMultinomialRaysampler(
             image_width=config["image_width"],
@@ -332,6 +344,30 @@ KINDS: dict[str, Callable[..., tuple[Arrays, Arrays]]] = {
 }
 
 
+def run_calls(api: Any, case: dict, inputs: Arrays) -> tuple[Arrays, Arrays]:
+    """The calls of one case (its kind's, as the fixtures' README lists them), on ``inputs``.
+
+    The one definition of what each case computes: the recorder runs it with PyTorch3D's
+    objects, the tests with voxrender's (on any device and dtype the inputs are given in).
+
+    Args:
+        api: objects named as in :data:`API_NAMES` (attributes).
+        case: the case's manifest entry (``name``, ``kind``, ``config``, ``arrays``).
+        inputs: its ``in/`` tensors, keyed without the prefix.
+
+    Returns:
+        ``(outputs, grads)``: tensors keyed as the case's ``out/`` and ``grad/`` arrays.
+
+    Raises:
+        RecordError: an unknown kind.
+    """
+    name, kind = case["name"], case["kind"]
+    if kind not in KINDS:
+        raise RecordError(f"case {name}: unknown kind {kind!r} (known: {sorted(KINDS)})")
+    grad_names = [k[5:] for k in case["arrays"] if k.startswith("grad/")]
+    return KINDS[kind](api, case["config"], dict(inputs), grad_names)
+
+
 def record_case(api: Any, case: dict, inputs: Arrays) -> dict[str, np.ndarray]:
     """Run one case; its arrays keyed and ordered as the spec lists them.
 
@@ -343,11 +379,8 @@ def record_case(api: Any, case: dict, inputs: Arrays) -> dict[str, np.ndarray]:
     Raises:
         RecordError: an unknown kind, or a recorded key or shape that differs from the spec's.
     """
-    name, kind = case["name"], case["kind"]
-    if kind not in KINDS:
-        raise RecordError(f"case {name}: unknown kind {kind!r} (known: {sorted(KINDS)})")
-    grad_names = [k[5:] for k in case["arrays"] if k.startswith("grad/")]
-    outputs, grads = KINDS[kind](api, case["config"], dict(inputs), grad_names)
+    name = case["name"]
+    outputs, grads = run_calls(api, case, inputs)
     produced = {f"in/{k}": v for k, v in inputs.items()}
     produced.update({f"out/{k}": v for k, v in outputs.items()})
     produced.update({f"grad/{k}": v for k, v in grads.items()})

@@ -8,12 +8,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+import voxrender
+from reference.record_fixtures import API_NAMES, run_calls
+from reference.record_fixtures import cotangent_loss as cotangent_loss  # the fixtures' loss
+
 FIXTURES = Path(__file__).parent / "fixtures" / "pytorch3d"
+
+# voxrender's objects under the PyTorch3D names the fixture recorder calls.
+VOXRENDER_API = SimpleNamespace(
+    **{name: getattr(voxrender, name) for names in API_NAMES.values() for name in names}
+)
 
 # (atol, rtol) per dtype, for values ("out") and gradients ("grad"). float32 is the fixtures'
 # own rule (their README); float64 is what double precision owes us.
@@ -124,13 +134,16 @@ def load_case(
     return case["config"], groups["in"], groups["out"], groups["grad"]
 
 
-def cotangent_loss(outputs: dict[str, torch.Tensor], cot_seed: int) -> torch.Tensor:
-    """``sum_k sum(out_k * cot_k)`` with the fixtures' cotangents (sorted names, seeded randn)."""
-    g = torch.Generator().manual_seed(cot_seed)
-    total = 0.0
-    for key in sorted(outputs):
-        out = outputs[key]
-        cot = torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)
-        if out.requires_grad:
-            total = total + (out * cot).sum()
-    return total
+def run_case(
+    name: str, inputs: dict[str, torch.Tensor] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Fixture case ``name``'s calls run with voxrender's objects: ``(outputs, grads)``.
+
+    The calls are the recorder's (:func:`reference.record_fixtures.run_calls`, the one
+    definition of every case), so the tests check exactly what was recorded. ``inputs`` defaults
+    to the case's own; pass them moved to another device or dtype to run the case there.
+    """
+    case = next(c for c in manifest() if c["name"] == name)
+    if inputs is None:
+        inputs = load_case(name)[1]
+    return run_calls(VOXRENDER_API, case, inputs)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import DEVICES, DTYPES, assert_close, case_names, load_case
+from helpers import DEVICES, DTYPES, VOXRENDER_API, assert_close, case_names, load_case
 from hypothesis import given
 from hypothesis import strategies as st
 
-import voxrender
+from reference.record_fixtures import sample_rays
 from voxrender import (
     FoVPerspectiveCameras,
     GridRaysampler,
@@ -78,15 +78,7 @@ def _view_depth(cameras, points):
 @pytest.mark.parametrize("name", case_names("raysampler"))
 def test_fixture(name):
     config, inputs, outputs, _ = load_case(name)
-    cams = FoVPerspectiveCameras(
-        R=inputs["camera.R"], T=inputs["camera.T"], **config["camera_kwargs"]
-    )
-    sampler = getattr(voxrender, config["class"])(**config["init"])
-    torch.manual_seed(config["torch_manual_seed"])
-    forward = dict(config["forward"])
-    if "mask" in inputs:
-        forward["mask"] = inputs["mask"]
-    bundle = sampler(cams, **forward)
+    bundle = sample_rays(VOXRENDER_API, config, inputs)  # the recorder's call, voxrender's objects
     assert set(outputs) <= {
         "origins",
         "directions",

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from helpers import DEVICES, assert_close, case_names, cotangent_loss, load_case
+from helpers import DEVICES, assert_close, case_names, load_case, run_case
 
 import voxrender
 from reference.backends import get_backend
@@ -28,67 +28,29 @@ from voxrender import (
 
 @pytest.mark.parametrize("name", case_names("volume_sampler"))
 def test_volume_sampler_matches_pytorch3d(name):
-    config, inp, out, grads = load_case(name)
-    leaves = {k: inp[k].clone().requires_grad_() for k in grads}
-    get = lambda k: leaves.get(k, inp.get(k))  # noqa: E731
-    vol = Volumes(
-        densities=get("densities"),
-        features=get("features") if "features" in inp else None,
-        voxel_size=inp["voxel_size"],
-        volume_translation=inp["volume_translation"],
-        align_corners=config["align_corners"],
-    )
-    bundle = RayBundle(get("origins"), get("directions"), get("lengths"), None)
-    sampler = VolumeSampler(
-        vol, sample_mode=config["sample_mode"], padding_mode=config["padding_mode"]
-    )
-    rays_densities, rays_features = sampler(bundle)
-    outputs = {"rays_densities": rays_densities}
-    assert_close(rays_densities, out["rays_densities"], msg=f"{name} rays_densities")
-    assert list(rays_features.shape) == out["rays_features_shape"].tolist()
-    if "rays_features" in out:
-        assert_close(rays_features, out["rays_features"], msg=f"{name} rays_features")
-        outputs["rays_features"] = rays_features
-    cotangent_loss(outputs, config["cot_seed"]).backward()
+    _, _, out, grads = load_case(name)
+    got, got_grads = run_case(name)  # the recorder's calls, with voxrender's objects
+    assert set(got) == set(out) and set(got_grads) == set(grads)
+    for key, want in out.items():
+        assert_close(got[key], want, msg=f"{name} {key}")
     for key, want in grads.items():
-        assert_close(leaves[key].grad, want, kind="grad", msg=f"{name} grad/{key}")
+        assert_close(got_grads[key], want, kind="grad", msg=f"{name} grad/{key}")
 
 
-def _render_case(config, inp, device="cpu", dtype=torch.float32):
-    log_densities = inp["log_densities"].to(device, dtype).requires_grad_()
-    log_colors = inp["log_colors"].to(device, dtype).requires_grad_()
-    R, T = look_at_view_transform(dist=2.7, elev=inp["elev"], azim=inp["azim"], device=device)
-    cams = FoVPerspectiveCameras(R=R.to(dtype), T=T.to(dtype), device=device)
-    renderer = VolumeRenderer(
-        NDCMultinomialRaysampler(
-            image_width=config["image_width"],
-            image_height=config["image_height"],
-            n_pts_per_ray=config["n_pts_per_ray"],
-            min_depth=config["min_depth"],
-            max_depth=config["max_depth"],
-        ),
-        EmissionAbsorptionRaymarcher(surface_thickness=config["surface_thickness"]),
-        sample_mode=config["sample_mode"],
-    )
-    B = inp["elev"].shape[0]
-    vols = Volumes(
-        densities=torch.sigmoid(log_densities)[None].expand(B, *log_densities.shape),
-        features=torch.sigmoid(log_colors)[None].expand(B, *log_colors.shape),
-        voxel_size=config["voxel_size"],
-    )
-    images = renderer(cameras=cams, volumes=vols)[0]
-    targets = inp["target_images"].to(device, dtype)
-    sils = inp["target_silhouettes"].to(device, dtype)
-    color_err = huber(images[..., :3], targets).abs().mean()
-    sil_err = huber(images[..., 3], sils).abs().mean()
-    (color_err + sil_err).backward()
-    return images, color_err, sil_err, log_densities.grad, log_colors.grad
+def _render_case(name, device="cpu", dtype=torch.float32):
+    """Fixture case ``name`` rendered (the recorder's calls) with the volume on ``device``."""
+    inp = load_case(name)[1]
+    for key in ("log_densities", "log_colors", "target_images", "target_silhouettes"):
+        inp[key] = inp[key].to(device, dtype)
+    out, grads = run_case(name, inp)
+    images, color_err, sil_err = out["images"], out["color_err"], out["sil_err"]
+    return images, color_err, sil_err, grads["log_densities"], grads["log_colors"]
 
 
 @pytest.mark.parametrize("name", case_names("render"))
 def test_render_matches_pytorch3d(name):
-    config, inp, out, grads = load_case(name)
-    images, color_err, sil_err, g_dens, g_col = _render_case(config, inp)
+    _, _, out, grads = load_case(name)
+    images, color_err, sil_err, g_dens, g_col = _render_case(name)
     assert_close(images, out["images"], msg=f"{name} images")
     assert_close(color_err, out["color_err"], msg=f"{name} color_err")
     assert_close(sil_err, out["sil_err"], msg=f"{name} sil_err")
@@ -98,8 +60,8 @@ def test_render_matches_pytorch3d(name):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_render_float64_agrees_with_float32_fixture(device):
-    config, inp, out, grads = load_case("render_0")
-    images, *_, g_col = _render_case(config, inp, device=device, dtype=torch.float64)
+    _, _, out, grads = load_case("render_0")
+    images, *_, g_col = _render_case("render_0", device=device, dtype=torch.float64)
     assert images.dtype == torch.float64 and images.device.type == device
     assert_close(images.float(), out["images"], msg="render_0 in float64")
     assert_close(g_col.float(), grads["log_colors"], kind="grad")
@@ -113,8 +75,8 @@ def test_renderer_runs_without_grid_sample(monkeypatch):
         raise AssertionError("torch.nn.functional.grid_sample must not be called")
 
     monkeypatch.setattr(torch.nn.functional, "grid_sample", forbidden)
-    config, inp, out, _ = load_case("render_1")
-    images, *_, g_dens, g_col = _render_case(config, inp)
+    _, _, out, _ = load_case("render_1")
+    images, *_, g_dens, g_col = _render_case("render_1")
     assert_close(images, out["images"])
     assert torch.isfinite(g_dens).all() and g_dens.abs().sum() > 0
     assert torch.isfinite(g_col).all() and g_col.abs().sum() > 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import DEVICES, DTYPES, assert_close, case_names, load_case
+from helpers import DEVICES, DTYPES, assert_close, case_names, load_case, run_case
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -493,27 +493,8 @@ def test_repeated_backward_through_one_volume():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", case_names("volumes"))
 def test_fixture_volumes(case, dtype, device):
-    config, inputs, outputs, _ = load_case(case)
-    inp = {k: v.to(device=device, dtype=dtype) for k, v in inputs.items()}
-    voxel_size = float(inputs["voxel_size"]) if config["scalar_voxel_size"] else inp["voxel_size"]
-    vol = Volumes(
-        inp["densities"],
-        inp["features"],
-        voxel_size,
-        inp["volume_translation"],
-        config["align_corners"],
-    )
-    got = {
-        "world_to_local": vol.world_to_local_coords(inp["points_world"]),
-        "local_to_world": vol.local_to_world_coords(inp["points_local"]),
-        "coord_grid_world": vol.get_coord_grid(world_coordinates=True),
-        "coord_grid_local": vol.get_coord_grid(world_coordinates=False),
-        "local_to_world_matrix": vol.get_local_to_world_coords_transform().get_matrix(),
-        "world_to_local_matrix": vol.get_world_to_local_coords_transform().get_matrix(),
-        "grid_sizes": vol.get_grid_sizes(),
-        "getitem_densities": vol[[2, 0]].densities(),
-        "getitem_world_to_local": vol[1].world_to_local_coords(inp["points_world"][1:2]),
-    }
+    _, inputs, outputs, _ = load_case(case)
+    got, _ = run_case(case, {k: v.to(device=device, dtype=dtype) for k, v in inputs.items()})
     assert set(got) == set(outputs)
     for key, value in got.items():
         assert_close(value, outputs[key], dtype=torch.float32, msg=f"{case}/{key}")
@@ -523,24 +504,8 @@ def test_fixture_volumes(case, dtype, device):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", case_names("volumes_list"))
 def test_fixture_volumes_list(case, dtype, device):
-    config, inputs, outputs, _ = load_case(case)
-    inp = {k: v.to(device=device, dtype=dtype) for k, v in inputs.items()}
-    n = config["n"]
-    vol = Volumes(
-        densities=[inp[f"densities_{i}"] for i in range(n)],
-        features=[inp[f"features_{i}"] for i in range(n)],
-        voxel_size=config["voxel_size"],
-        volume_translation=config["volume_translation"],
-    )
-    got = {
-        "densities_padded": vol.densities(),
-        "features_padded": vol.features(),
-        "grid_sizes": vol.get_grid_sizes(),
-        "world_to_local": vol.world_to_local_coords(inp["points_world"]),
-        "coord_grid_world": vol.get_coord_grid(world_coordinates=True),
-        "coord_grid_local": vol.get_coord_grid(world_coordinates=False),
-        **{f"densities_list_{i}": d for i, d in enumerate(vol.densities_list())},
-    }
+    _, inputs, outputs, _ = load_case(case)
+    got, _ = run_case(case, {k: v.to(device=device, dtype=dtype) for k, v in inputs.items()})
     assert set(got) == set(outputs)
     for key, value in got.items():
         assert_close(value, outputs[key], dtype=torch.float32, msg=f"{case}/{key}")

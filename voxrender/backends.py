@@ -5,16 +5,41 @@ Backends:
 - ``"reference"``: the general path, ``raymarcher(*volumetric_function(ray_bundle))`` in plain
   torch ops (sample every point, then composite). Renders anything, on any device; the oracle
   every fast path is tested against.
-- ``"cpu"``: the fused CPU path (:mod:`voxrender.fused`): voxrender's Volumes sampled
-  trilinearly with zeros padding, voxrender's emission-absorption or absorption-only
-  raymarcher, float32/float64, CPU tensors. Of the raymarchers' opt-in extensions the fused
-  backends render the ``background`` (composited onto their output,
-  :func:`voxrender.fused.finish`), the fused CPU backend also the expected depth
-  (``return_depth``) and ``density_mode="extinction"``; on CUDA those two leave the render to
-  the reference path.
-- ``"triton"``: the fused Triton kernels (:mod:`voxrender.triton_render`): the same inputs on
-  CUDA tensors, or on CPU tensors in triton's interpreter when ``TRITON_INTERPRET=1`` was set
-  before the kernels were first imported.
+- ``"cpu"``: the fused CPU path (:mod:`voxrender.fused`): the inputs the fused backends cover
+  (below), on CPU tensors.
+- ``"triton"``: the fused Triton kernels (:mod:`voxrender.triton_render`): the same inputs
+  except ``return_depth`` and ``density_mode="extinction"``, on CUDA tensors, or on CPU tensors
+  in triton's interpreter when ``TRITON_INTERPRET=1`` was set before the kernels were first
+  imported.
+
+What the fused backends cover (the one description of it: the README, the renderers and
+:mod:`voxrender.fused` point here):
+
+- Volumes: voxrender's own :class:`~voxrender.Volumes`, one density channel, float32 or
+  float64 (emission-absorption also needs features, of the densities' dtype and device),
+  sampled by a :class:`~voxrender.VolumeSampler` (also inside an
+  :class:`~voxrender.ImplicitRenderer`) trilinearly with zeros padding (its defaults
+  ``sample_mode="bilinear"``, ``padding_mode="zeros"``).
+- Raymarcher: voxrender's :class:`~voxrender.EmissionAbsorptionRaymarcher` or
+  :class:`~voxrender.AbsorptionOnlyRaymarcher` (those classes, not subclasses), any ``eps`` and
+  ``surface_thickness``. Of their opt-in extensions both fused backends render the
+  ``background`` (composited onto their output, :func:`voxrender.fused.finish`), the CPU
+  backend also the expected depth (``return_depth``) and ``density_mode="extinction"``.
+- Rays: a homogeneous bundle (no ``camera_ids``) in the volumes' dtype and on their device,
+  with at least one ray and one point per ray. Only the densities and features get gradients:
+  rays, or a placement of the volumes (world-to-local transform), that require grad take the
+  reference path.
+- Densities in [0, 1] (with ``density_mode="extinction"``: >= 0, and each ray's lengths
+  non-decreasing), checked once on the voxels: on CPU tensors voxels out of range leave the
+  render to the reference path (which warns per sample, as PyTorch3D); on accelerators the
+  [0, 1] check is queued without a sync and warns from a later call, while the fused backend
+  renders.
+- Under ``torch.compile`` each fused backend is one opaque custom operator
+  (``voxrender::fused_render``, ``voxrender::triton_render``): no graph break.
+
+The checks are :func:`voxrender.fused.fused_ineligible` and :func:`voxrender.fused.prepare_fused`
+(plus :func:`voxrender.fused.cpu_ineligible`, :func:`voxrender.triton_render.device_ineligible`
+and this module's own); anything else renders on the reference path, with the same numbers.
 
 The request is the renderer's ``backend`` argument, or when that is None the environment
 variable ``VOXRENDER_BACKEND``, read at every render (default ``"auto"``). Forcing a backend

@@ -616,18 +616,27 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
 
 # The fused render as two PyTorch custom operators (forward, backward), so that torch.compile
 # sees one opaque call instead of tracing (and breaking on) the thread pool and sparse products.
-# Everything that is not a tensor travels as plain ints / floats / bools.
+# A schema takes tensors and scalars only, so the plan travels packed: its ints (grid dims and
+# flags) as one list[int], its floats as one list[float] (_pack_plan / _unpack_plan).
 
 
-def _plan_from(
-    grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth,
-    extinction, last_step,
-):  # fmt: skip
+def _pack_plan(plan: _Plan) -> tuple[list[int], list[float]]:
+    ints = [
+        *plan.grid, plan.channels, int(plan.emission), plan.surface_thickness,
+        int(plan.eps_vanishes), plan.rays_per_chunk, plan.depth, int(plan.extinction),
+    ]  # fmt: skip
+    return ints, [plan.eps, plan.last_step]
+
+
+def _unpack_plan(ints: list[int], floats: list[float]) -> _Plan:
+    d, h, w, channels, emission, thickness, eps_vanishes, rays_per_chunk, depth, extinction = ints
+    eps, last_step = floats
     return _Plan(
-        grid=tuple(grid), channels=channels, emission=emission,
-        surface_thickness=surface_thickness, eps=eps, rays_per_chunk=rays_per_chunk,
+        grid=(d, h, w), channels=channels, emission=bool(emission), surface_thickness=thickness,
+        eps=eps, rays_per_chunk=rays_per_chunk,
         workers=max(1, min(torch.get_num_threads(), _MAX_WORKERS)), keep_samples=True,
-        eps_vanishes=eps_vanishes, depth=depth, extinction=extinction, last_step=last_step,
+        eps_vanishes=bool(eps_vanishes), depth=depth, extinction=bool(extinction),
+        last_step=last_step,
     )  # fmt: skip
 
 
@@ -638,31 +647,19 @@ def _render_op(
     b: torch.Tensor,
     lengths: torch.Tensor,
     base: torch.Tensor | None,
-    grid: list[int],
-    channels: int,
-    emission: bool,
-    surface_thickness: int,
-    eps: float,
-    eps_vanishes: bool,
-    rays_per_chunk: int,
-    depth: int,
-    extinction: bool,
-    last_step: float,
+    ints: list[int],
+    floats: list[float],
     keep: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    plan = _plan_from(
-        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth,
-        extinction, last_step,
-    )  # fmt: skip
-    return _forward_impl(table, a, b, lengths, base, plan, keep)
+    return _forward_impl(table, a, b, lengths, base, _unpack_plan(ints, floats), keep)
 
 
 @_render_op.register_fake
-def _(table, a, b, lengths, base, grid, channels, emission, surface_thickness, eps, eps_vanishes,
-      rays_per_chunk, depth, extinction, last_step, keep):  # fmt: skip
+def _(table, a, b, lengths, base, ints, floats, keep):
+    plan = _unpack_plan(ints, floats)
     n_rays, n_pts = lengths.shape
-    images = table.new_empty(n_rays, channels + (depth > 0) if emission else 1)
-    return images, table.new_empty(n_rays * n_pts if keep else 0, channels)
+    images = table.new_empty(n_rays, plan.channels + (plan.depth > 0) if plan.emission else 1)
+    return images, table.new_empty(n_rays * n_pts if keep else 0, plan.channels)
 
 
 @torch.library.custom_op("voxrender::fused_render_backward", mutates_args=())
@@ -674,21 +671,10 @@ def _render_backward_op(
     lengths: torch.Tensor,
     base: torch.Tensor | None,
     kept: torch.Tensor,
-    grid: list[int],
-    channels: int,
-    emission: bool,
-    surface_thickness: int,
-    eps: float,
-    eps_vanishes: bool,
-    rays_per_chunk: int,
-    depth: int,
-    extinction: bool,
-    last_step: float,
+    ints: list[int],
+    floats: list[float],
 ) -> torch.Tensor:
-    plan = _plan_from(
-        grid, channels, emission, surface_thickness, eps, eps_vanishes, rays_per_chunk, depth,
-        extinction, last_step,
-    )  # fmt: skip
+    plan = _unpack_plan(ints, floats)
     return _backward_impl(grad_images, table, a, b, lengths, base, kept, plan)
 
 
@@ -698,20 +684,21 @@ def _(grad_images, table, *args):
 
 
 def _setup_context(ctx, inputs, output):
-    table, a, b, lengths, base, *params = inputs
+    table, a, b, lengths, base, ints, floats, _keep = inputs
     kept = output[1]
     ctx.mark_non_differentiable(kept)
     ctx.set_materialize_grads(False)  # else a zero gradient the size of ``kept`` is made
     ctx.save_for_backward(table, a, b, lengths, base, kept)
-    ctx.params = params[:-1]  # all but keep
+    ctx.plan = ints, floats
+    ctx.n_inputs = len(inputs)
 
 
 def _render_op_backward(ctx, grad_images, _grad_kept):
     table, a, b, lengths, base, kept = ctx.saved_tensors
     grad_table = None
     if ctx.needs_input_grad[0] and grad_images is not None:  # None: no gradient reached them
-        grad_table = _render_backward_op(grad_images, table, a, b, lengths, base, kept, *ctx.params)
-    return (grad_table,) + (None,) * 15
+        grad_table = _render_backward_op(grad_images, table, a, b, lengths, base, kept, *ctx.plan)
+    return (grad_table,) + (None,) * (ctx.n_inputs - 1)  # only the table has a gradient
 
 
 _render_op.register_autograd(_render_op_backward, setup_context=_setup_context)
@@ -720,11 +707,7 @@ _render_op.register_autograd(_render_op_backward, setup_context=_setup_context)
 def _render(table, a, b, lengths, base, plan: _Plan) -> torch.Tensor:
     """Images ``(R, C_out)``: the fused render of ``plan`` (one custom-operator call)."""
     keep = plan.keep_samples and table.requires_grad and torch.is_grad_enabled()
-    images, _ = _render_op(
-        table, a, b, lengths, base, list(plan.grid), plan.channels, plan.emission,
-        plan.surface_thickness, plan.eps, plan.eps_vanishes, plan.rays_per_chunk, plan.depth,
-        plan.extinction, plan.last_step, keep,
-    )  # fmt: skip
+    images, _ = _render_op(table, a, b, lengths, base, *_pack_plan(plan), keep)
     return images
 
 
@@ -999,12 +982,8 @@ def fused_render(
 ) -> torch.Tensor | None:
     """Render ``raymarcher(VolumeSampler(volumes)(ray_bundle))`` fused on the CPU, if possible.
 
-    The fused path covers voxrender's own :class:`~voxrender.Volumes` sampled trilinearly with
-    zeros padding and composited by voxrender's :class:`~voxrender.EmissionAbsorptionRaymarcher`
-    or :class:`~voxrender.AbsorptionOnlyRaymarcher`, on the CPU, in float32 or float64, for a
-    homogeneous bundle whose tensors (and the volumes' placement) need no gradient
-    (:func:`prepare_fused`, :func:`cpu_ineligible`). Anything else returns None and the caller
-    takes the general path, which gives the same numbers.
+    What the fused path covers is described in :mod:`voxrender.backends`; anything else returns
+    None and the caller takes the general path, which gives the same numbers.
 
     Args:
         volumes: the volumes, batch ``B`` (or 1).

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -480,6 +480,80 @@ def _pack_rays(
     )
 
 
+class _Request(NamedTuple):
+    """One :meth:`MultinomialRaysampler.forward` call's settings, overrides applied and checked."""
+
+    n_rays_per_image: int | None
+    n_rays_total: int | None  # None: no camera draw (also for 0)
+    min_depth: Depth
+    max_depth: Depth
+    n_pts_per_ray: int
+    stratified_sampling: bool
+
+
+def _draw_for_total(
+    cameras: Any, request: _Request, weights: torch.Tensor | None, device
+) -> tuple[Any, tuple[torch.Tensor, torch.Tensor], _Request, torch.Tensor | None]:
+    """Draw the cameras of ``request.n_rays_total`` rays; keep the per-camera inputs of those.
+
+    Returns:
+        The drawn cameras (one per distinct id), ``(camera_ids (M,), camera_counts (M,))``, the
+        request with the drawn cameras' depths and, as its ``n_rays_per_image``, the most rays
+        any one camera got, and the drawn cameras' rows of ``weights`` ``(M, HW)`` (or None).
+    """
+    _check_packable(request.n_pts_per_ray)
+    cameras, drawn, n_rays = _draw_camera_batch(cameras, request.n_rays_total)
+    camera_ids = drawn[0]  # (M,)
+    min_depth, max_depth = _depths_of(request.min_depth, request.max_depth, camera_ids)
+    weights = weights[camera_ids.to(device)] if weights is not None else None
+    request = request._replace(n_rays_per_image=n_rays, min_depth=min_depth, max_depth=max_depth)
+    return cameras, drawn, request, weights
+
+
+def _mask_ray_count(
+    weights: torch.Tensor, n_rays_per_image: int | None, xy: torch.Tensor
+) -> tuple[int, bool]:
+    """Check mask weights ``(B, HW)`` and settle the rays per image they are sampled with.
+
+    Returns:
+        ``n_rays_per_image`` (when None, the smallest mask total: PyTorch3D's rule) and whether
+        some image has fewer positive weights than that (its rays are drawn with replacement).
+    """
+    _, height, width, _ = xy.shape
+    min_total, min_support, invalid = _mask_stats(weights, height, width)  # masks: sync
+    if invalid:
+        raise ValueError(
+            "mask: expected finite non-negative weights, got negative or non-finite entries"
+        )
+    if min_support == 0:
+        raise ValueError("mask: expected a non-zero entry in every image, got an all-zero image")
+    if n_rays_per_image is None:
+        if min_total < 1:
+            raise ValueError(
+                "mask: expected every image's weights to sum to >= 1 (the smallest sum "
+                "sets the number of rays when n_rays_per_image is None), got a sum < 1"
+            )
+        n_rays_per_image = min_total  # PyTorch3D's rule: the smallest mask total
+    return n_rays_per_image, min_support < n_rays_per_image
+
+
+def _select_rays(
+    xy: torch.Tensor, weights: torch.Tensor | None, n_rays: int, some_rows_sparse: bool
+) -> torch.Tensor:
+    """Draw ``n_rays`` of the grid points ``xy (B, H, W, 2)`` per camera -> ``(B, R, 1, 2)``.
+
+    Uniformly when ``weights`` is None, else proportionally to ``weights (B, HW)`` (see
+    :func:`_draw_ray_indices`).
+    """
+    batch_size, height, width, _ = xy.shape
+    if weights is None:
+        # float32 whatever the camera's dtype: PyTorch3D's draws, for the same seed
+        weights = torch.ones(batch_size, height * width, device=xy.device)  # (B, HW)
+    indices = _draw_ray_indices(weights, n_rays, some_rows_sparse=some_rows_sparse)  # (B, R)
+    xy_flat = xy.reshape(batch_size, height * width, 2)
+    return xy_flat.gather(1, indices[..., None].expand(-1, -1, 2))[:, :, None]  # (B, R, 1, 2)
+
+
 # --------------------------------------------------------------------------------------------
 # Raysamplers
 # --------------------------------------------------------------------------------------------
@@ -606,6 +680,47 @@ class MultinomialRaysampler(torch.nn.Module):
             with ``n_rays_total``, a :class:`~voxrender.HeterogeneousRayBundle` with ``B = N``,
             ``(s1, s2) = (1, 1)``, ``camera_ids (M,)`` (CPU) and ``camera_counts (M,)``.
         """
+        request = self._request(
+            n_rays_per_image, n_rays_total, min_depth, max_depth, n_pts_per_ray,
+            stratified_sampling,
+        )  # fmt: skip
+        batch_size, device, dtype = _check_cameras(
+            cameras, indexable=request.n_rays_total is not None
+        )
+        _per_camera_depths(request.min_depth, request.max_depth, batch_size, device)
+        height, width = self._image_height, self._image_width
+        weights = None
+        if mask is not None:
+            weights = _mask_to_weights(mask, batch_size, height, width, device, dtype)  # (B, HW)
+
+        drawn = None
+        if request.n_rays_total is not None:
+            cameras, drawn, request, weights = _draw_for_total(cameras, request, weights, device)
+            batch_size = drawn[0].shape[0]  # M
+
+        xy = self._pixel_grid(batch_size, device, dtype)  # (B, H, W, 2)
+        n_rays_per_image, some_rows_sparse = request.n_rays_per_image, False
+        if weights is not None:
+            n_rays_per_image, some_rows_sparse = _mask_ray_count(weights, n_rays_per_image, xy)
+        if n_rays_per_image is not None:
+            xy = _select_rays(xy, weights, n_rays_per_image, some_rows_sparse)  # (B, R, 1, 2)
+
+        bundle = _xy_to_ray_bundle(
+            cameras,
+            xy,
+            request.min_depth,
+            request.max_depth,
+            request.n_pts_per_ray,
+            self._unit_directions,
+            request.stratified_sampling,
+        )
+        return _rays_or_packed(bundle, drawn)
+
+    def _request(
+        self, n_rays_per_image, n_rays_total, min_depth, max_depth, n_pts_per_ray,
+        stratified_sampling,
+    ) -> _Request:  # fmt: skip
+        """One call's settings: its overrides, checked, over the constructor's."""
         n_rays_total = _check_override_count(n_rays_total, "n_rays_total")
         n_rays_per_image = _check_override_count(n_rays_per_image, "n_rays_per_image")
         n_rays_total = n_rays_total if n_rays_total is not None else self._n_rays_total
@@ -625,65 +740,15 @@ class MultinomialRaysampler(torch.nn.Module):
         stratified_sampling = _flag_or_default(
             stratified_sampling, self._stratified_sampling, "stratified_sampling"
         )
-
-        batch_size, device, dtype = _check_cameras(cameras, indexable=n_rays_total is not None)
-        _per_camera_depths(min_depth, max_depth, batch_size, device)
-        height, width = self._image_height, self._image_width
-        weights = None
-        if mask is not None:
-            weights = _mask_to_weights(mask, batch_size, height, width, device, dtype)  # (B, HW)
-
-        drawn = None
-        if n_rays_total is not None:
-            _check_packable(n_pts_per_ray)
-            cameras, drawn, n_rays_per_image = _draw_camera_batch(cameras, n_rays_total)
-            camera_ids = drawn[0]  # (M,)
-            min_depth, max_depth = _depths_of(min_depth, max_depth, camera_ids)
-            weights = weights[camera_ids.to(device)] if weights is not None else None
-            batch_size = camera_ids.shape[0]
-
-        grid = self._xy_grid_double if dtype == torch.float64 else self._xy_grid
-        xy = grid.to(device=device, dtype=dtype).expand(batch_size, -1, -1, -1)  # (B, H, W, 2)
-
-        some_rows_sparse = False
-        if weights is not None:
-            min_total, min_support, invalid = _mask_stats(weights, height, width)  # masks: sync
-            if invalid:
-                raise ValueError(
-                    "mask: expected finite non-negative weights, got negative or non-finite entries"
-                )
-            if min_support == 0:
-                raise ValueError(
-                    "mask: expected a non-zero entry in every image, got an all-zero image"
-                )
-            if n_rays_per_image is None:
-                if min_total < 1:
-                    raise ValueError(
-                        "mask: expected every image's weights to sum to >= 1 (the smallest sum "
-                        "sets the number of rays when n_rays_per_image is None), got a sum < 1"
-                    )
-                n_rays_per_image = min_total  # PyTorch3D's rule: the smallest mask total
-            some_rows_sparse = min_support < n_rays_per_image
-        if n_rays_per_image is not None:
-            if weights is None:
-                # float32 whatever the camera's dtype: PyTorch3D's draws, for the same seed
-                weights = torch.ones(batch_size, height * width, device=xy.device)  # (B, HW)
-            indices = _draw_ray_indices(
-                weights, n_rays_per_image, some_rows_sparse=some_rows_sparse
-            )  # (B, R)
-            xy_flat = xy.reshape(batch_size, height * width, 2)
-            xy = xy_flat.gather(1, indices[..., None].expand(-1, -1, 2))[:, :, None]  # (B, R, 1, 2)
-
-        bundle = _xy_to_ray_bundle(
-            cameras,
-            xy,
-            min_depth,
-            max_depth,
-            n_pts_per_ray,
-            self._unit_directions,
+        return _Request(
+            n_rays_per_image, n_rays_total, min_depth, max_depth, n_pts_per_ray,
             stratified_sampling,
-        )
-        return _rays_or_packed(bundle, drawn)
+        )  # fmt: skip
+
+    def _pixel_grid(self, batch_size: int, device, dtype) -> torch.Tensor:
+        """The grid's image-plane points for every camera, ``(B, H, W, 2)`` (an expanded view)."""
+        grid = self._xy_grid_double if dtype == torch.float64 else self._xy_grid
+        return grid.to(device=device, dtype=dtype).expand(batch_size, -1, -1, -1)
 
 
 class NDCMultinomialRaysampler(MultinomialRaysampler):

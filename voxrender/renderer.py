@@ -152,9 +152,9 @@ class VolumeSampler(torch.nn.Module):
     ) -> torch.Tensor | None:
         """``raymarcher(*self(ray_bundle))`` without per-sample tensors, or None if unsupported.
 
-        See :func:`voxrender.fused.fused_render` for what the fused path covers (and
-        ``bounded``); the renderers try it first and fall back to sampling then raymarching,
-        which gives the same result.
+        What the fused path covers is described in :mod:`voxrender.backends` (``bounded``:
+        :func:`voxrender.fused.render_cpu`); the renderers try it first and fall back to
+        sampling then raymarching, which gives the same result.
         """
         if self._sample_mode != "bilinear" or self._padding_mode != "zeros":
             return None
@@ -271,17 +271,15 @@ class ImplicitRenderer(torch.nn.Module):
             ``last_backend`` is a :class:`~voxrender.BackendChoice`: the backend that ran and
             why each other one did not.
 
-    A :class:`VolumeSampler` of voxrender's :class:`~voxrender.Volumes` (trilinear, zeros
-    padding) with voxrender's emission-absorption or absorption-only raymarcher is rendered by
-    the fused path (:mod:`voxrender.fused`) on the CPU: no per-sample tensors, the work spread
+    The inputs the fused backends cover (described in :mod:`voxrender.backends`) are rendered
+    on the CPU by the fused path (:mod:`voxrender.fused`): no per-sample tensors, the work spread
     over ``torch.get_num_threads()`` threads, the same images and gradients up to rounding.
     It keeps the samples for the backward pass (16 bytes per ray point in float32) unless
     ``chunk_size`` is set, in which case it recomputes them and memory stays bounded. Under
     ``torch.compile`` the fused path is one opaque custom operator (no graph break). On CUDA
     the same inputs go to the Triton backend (:mod:`voxrender.triton_render`) when it passes
-    its checks. Anything else (other functions or raymarchers, gradients wanted for the rays or
-    the volumes' placement, other devices) takes the general path; :mod:`voxrender.backends`
-    decides, and ``last_backend`` says what ran and why.
+    its checks. Anything else takes the general path; :mod:`voxrender.backends` decides, and
+    ``last_backend`` says what ran and why.
     """
 
     def __init__(

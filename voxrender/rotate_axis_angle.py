@@ -15,8 +15,9 @@ import math
 import torch
 
 from ._checks import describe
+from ._transform_helpers import check_float_dtype, coordinate, make_device
 from .rotation_conversions import _elementary_rotation
-from .transforms import Rotate, _check_float_dtype, _coordinate, _make_device
+from .transforms import Rotate
 
 __all__ = ["RotateAxisAngle"]
 
@@ -54,7 +55,7 @@ class RotateAxisAngle(Rotate):
             )
         if not isinstance(degrees, (bool, int)) or degrees not in (0, 1):
             raise TypeError(f"degrees: expected a bool, got {describe(degrees)}")
-        _check_float_dtype(dtype)
+        check_float_dtype(dtype)
         if isinstance(angle, torch.Tensor) and angle.ndim > 1:
             raise ValueError(
                 f"Expected tensor of shape (N,); got {tuple(angle.shape)!r} (in RotateAxisAngle). "
@@ -63,8 +64,8 @@ class RotateAxisAngle(Rotate):
             )
         if device is None:
             device = angle.device if isinstance(angle, torch.Tensor) else "cpu"
-        device = _make_device(device)
-        angle = _coordinate(angle, "angle", dtype, device)  # (N,)
+        device = make_device(device)
+        angle = coordinate(angle, "angle", dtype, device)  # (N,)
         if degrees:
             angle = angle / 180.0 * math.pi
         matrices = _elementary_rotation(axis, angle).transpose(1, 2)  # (N, 3, 3), row vectors

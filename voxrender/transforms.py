@@ -36,43 +36,13 @@ from ._checks import (
     check_shape_worded,
     describe,
 )
+from ._transform_helpers import affine_matrix, check_float_dtype, coordinate, make_device
 
 __all__ = ["Rotate", "Scale", "SingularTransformError", "Transform3d", "Translate"]
 
 # One factor of a composed transform: its matrix (N, 4, 4) and, when known in closed form, a
 # function returning the inverse matrix (None: invert numerically).
 _Factor = tuple[torch.Tensor, "Callable[[], torch.Tensor] | None"]
-
-
-def _make_device(device: torch.device | str | None, name: str = "device") -> torch.device:
-    """A ``torch.device``, with the current CUDA index filled in (as PyTorch3D does)."""
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"{name}: expected a str or torch.device, got {describe(device)}")
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    return device
-
-
-def _check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"{name}: expected a floating-point torch.dtype, got {dtype!r}")
-    return dtype
-
-
-def _affine_matrix(linear: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-    """Row-vector affine matrices ``[[linear, 0], [translation, 1]]`` ``(N, 4, 4)``.
-
-    Args:
-        linear: ``(N, 3, 3)`` (acts as ``p @ linear``).
-        translation: ``(N, 3)``.
-    """
-    n = max(linear.shape[0], translation.shape[0])
-    linear = linear.expand(n, 3, 3)
-    translation = translation.expand(n, 3)
-    top = torch.cat((linear, linear.new_zeros(n, 3, 1)), dim=2)  # (N, 3, 4)
-    bottom = torch.cat((translation, translation.new_ones(n, 1)), dim=1)  # (N, 4)
-    return torch.cat((top, bottom[:, None]), dim=1)
 
 
 def _broadcast_matmul(a: torch.Tensor, b: torch.Tensor, what: str = "transforms") -> torch.Tensor:
@@ -131,8 +101,8 @@ class Transform3d:
         matrix: torch.Tensor | None = None,
     ) -> None:
         if matrix is None:
-            _check_float_dtype(dtype)
-            eye = torch.eye(4, dtype=dtype, device=_make_device(device)).view(1, 4, 4)
+            check_float_dtype(dtype)
+            eye = torch.eye(4, dtype=dtype, device=make_device(device)).view(1, 4, 4)
             self._set(eye, ((eye, lambda: eye),))
         else:
             check_floating(matrix, "matrix")
@@ -152,7 +122,7 @@ class Transform3d:
     def _set(self, matrix: torch.Tensor, factors: tuple[_Factor, ...]) -> None:
         self._matrix = matrix
         self._factors = factors
-        self.device = _make_device(matrix.device)
+        self.device = make_device(matrix.device)
         self.dtype = matrix.dtype
 
     @classmethod
@@ -369,8 +339,8 @@ class Transform3d:
         self, device: torch.device | str, copy: bool = False, dtype: torch.dtype | None = None
     ) -> Transform3d:
         """This transform on ``device`` (and in ``dtype``); ``self`` if nothing changes and not ``copy``."""
-        device = _make_device(device)
-        dtype = self.dtype if dtype is None else _check_float_dtype(dtype)
+        device = make_device(device)
+        dtype = self.dtype if dtype is None else check_float_dtype(dtype)
         if not copy and device == self.device and dtype == self.dtype:
             return self
         source = self.clone()
@@ -406,22 +376,10 @@ def _resolve(
             for other in floating[1:]:
                 dtype = torch.promote_types(dtype, other)
     else:
-        _check_float_dtype(dtype)
+        check_float_dtype(dtype)
     if device is None:
         device = tensors[0].device if tensors else torch.device("cpu")
-    return dtype, _make_device(device)
-
-
-def _coordinate(value: object, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A float or a tensor of shape () or (N,) -> a (N,) tensor."""
-    if isinstance(value, torch.Tensor):
-        if value.dtype == torch.bool or value.is_complex():
-            raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
-        check_shape(value, name, ndim=(0, 1), spec="() or (N,)")
-        return value.reshape(-1).to(device=device, dtype=dtype)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a number or a tensor, got {describe(value)}")
-    return torch.tensor([float(value)], dtype=dtype, device=device)
+    return dtype, make_device(device)
 
 
 def _xyz(owner: str, x, y, z, dtype, device, *, allow_singleton: bool) -> torch.Tensor:  # (N, 3)
@@ -443,7 +401,7 @@ def _xyz(owner: str, x, y, z, dtype, device, *, allow_singleton: bool) -> torch.
             f"{owner}: expected x, y and z (or one (N, 3) tensor), got y={describe(y)}, z={describe(z)}"
         )
     dtype, device = _resolve([x, y, z], dtype, device)
-    coords = [_coordinate(v, k, dtype, device) for k, v in (("x", x), ("y", y), ("z", z))]
+    coords = [coordinate(v, k, dtype, device) for k, v in (("x", x), ("y", y), ("z", z))]
     n = broadcast_batch_sizes({k: c.shape[0] for k, c in zip("xyz", coords, strict=True)})
     return torch.stack([c.expand(n) for c in coords], dim=1)
 
@@ -463,8 +421,8 @@ class Translate(Transform3d):
     def __init__(self, x, y=None, z=None, dtype: torch.dtype | None = None, device=None) -> None:
         offset = _xyz("Translate", x, y, z, dtype, device, allow_singleton=False)  # (N, 3)
         eye = torch.eye(3, dtype=offset.dtype, device=offset.device)[None]
-        matrix = _affine_matrix(eye, offset)
-        self._set(matrix, ((matrix, lambda: _affine_matrix(eye, -offset)),))
+        matrix = affine_matrix(eye, offset)
+        self._set(matrix, ((matrix, lambda: affine_matrix(eye, -offset)),))
 
 
 class Scale(Transform3d):
@@ -517,7 +475,7 @@ class Rotate(Transform3d):
         if rot.device.type == "cpu" and not torch.compiler.is_compiling():
             _warn_if_not_rotation(rot, orthogonal_tol)
         zero = rot.new_zeros(1, 3)
-        matrix = _affine_matrix(rot, zero)
+        matrix = affine_matrix(rot, zero)
         self._set(matrix, ((matrix, lambda: matrix.transpose(1, 2)),))
 
 

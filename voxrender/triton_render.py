@@ -186,6 +186,19 @@ def sample_ranges(inputs) -> tuple[torch.Tensor, torch.Tensor]:
     return first.to(torch.int32), stop.to(torch.int32)
 
 
+# A custom operator's schema takes tensors and scalars only: the grid dims and the flags travel
+# as one list[int] (_pack_ints / _unpack_ints), eps as a float.
+
+
+def _pack_ints(grid, emission: bool, surface_thickness: int) -> list[int]:
+    return [*grid, int(emission), surface_thickness]
+
+
+def _unpack_ints(ints: list[int]) -> tuple[tuple[int, int, int], bool, int]:
+    d, h, w, emission, surface_thickness = ints
+    return (d, h, w), bool(emission), surface_thickness
+
+
 @torch.library.custom_op("voxrender::triton_render", mutates_args=())
 def _forward_op(
     table: torch.Tensor,
@@ -195,12 +208,11 @@ def _forward_op(
     base: torch.Tensor | None,
     first: torch.Tensor,
     stop: torch.Tensor,
-    grid: list[int],
-    emission: bool,
-    surface_thickness: int,
+    ints: list[int],
     eps: float,
 ) -> torch.Tensor:
     kernels = _load()
+    grid, emission, surface_thickness = _unpack_ints(ints)
     table, a, b, lengths = table.contiguous(), a.contiguous(), b.contiguous(), lengths.contiguous()
     n_rays = lengths.shape[0]
     out = table.new_empty(n_rays, table.shape[1] if emission else 1)
@@ -216,7 +228,8 @@ def _forward_op(
 
 
 @_forward_op.register_fake
-def _(table, a, b, lengths, base, first, stop, grid, emission, surface_thickness, eps):
+def _(table, a, b, lengths, base, first, stop, ints, eps):
+    _, emission, _ = _unpack_ints(ints)
     return table.new_empty(lengths.shape[0], table.shape[1] if emission else 1)
 
 
@@ -230,12 +243,11 @@ def _backward_op(
     base: torch.Tensor | None,
     first: torch.Tensor,
     stop: torch.Tensor,
-    grid: list[int],
-    emission: bool,
-    surface_thickness: int,
+    ints: list[int],
     eps: float,
 ) -> torch.Tensor:
     kernels = _load()
+    grid, emission, surface_thickness = _unpack_ints(ints)
     table, a, b, lengths = table.contiguous(), a.contiguous(), b.contiguous(), lengths.contiguous()
     grad_images = grad_images.contiguous()
     n_rays = lengths.shape[0]
@@ -260,9 +272,10 @@ def _(grad_images, table, *args):
 
 
 def _setup_context(ctx, inputs, output):
-    table, a, b, lengths, base, first, stop, *params = inputs
+    table, a, b, lengths, base, first, stop, ints, eps = inputs
     ctx.save_for_backward(table, a, b, lengths, base, first, stop)  # the same runs backward
-    ctx.params = params
+    ctx.params = ints, eps
+    ctx.n_inputs = len(inputs)
 
 
 def _backward(ctx, grad_images):
@@ -270,7 +283,7 @@ def _backward(ctx, grad_images):
     grad_table = None
     if ctx.needs_input_grad[0]:
         grad_table = _backward_op(grad_images, table, a, b, lengths, base, first, stop, *ctx.params)
-    return (grad_table,) + (None,) * 10
+    return (grad_table,) + (None,) * (ctx.n_inputs - 1)  # only the table has a gradient
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
@@ -309,8 +322,8 @@ def render_triton(inputs) -> torch.Tensor:
     """
     base = None if inputs.base is None else inputs.base.to(torch.int64)
     first, stop = sample_ranges(inputs)  # (R,) each
+    ints = _pack_ints(inputs.grid, inputs.emission, inputs.surface_thickness)
     images = _forward_op(
-        inputs.table, inputs.a, inputs.b, inputs.lengths, base, first, stop, list(inputs.grid),
-        inputs.emission, inputs.surface_thickness, inputs.eps,
-    )  # fmt: skip
+        inputs.table, inputs.a, inputs.b, inputs.lengths, base, first, stop, ints, inputs.eps
+    )
     return images.view(*inputs.out_shape, images.shape[-1])

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import torch
 
 from ._checks import describe
-from .transforms import Transform3d, _make_device
+from ._transform_helpers import make_device
+from .transforms import Transform3d
 from .volumes import Volumes, _as_xyz_param
 
 __all__ = ["VolumeLocator"]
@@ -114,7 +115,7 @@ class VolumeLocator:
             raise ValueError(f"batch_size: expected an int >= 0, got {describe(batch_size)}")
         if not isinstance(align_corners, (bool, int)) or align_corners not in (0, 1):
             raise TypeError(f"align_corners: expected a bool, got {describe(align_corners)}")
-        device = _make_device(device)
+        device = make_device(device)
         sizes = _grid_sizes_tensor(grid_sizes, batch_size, device)  # (B, 3)
         resolution = tuple(int(s) for s in sizes.cpu().amax(0)) if batch_size else (0, 0, 0)
         # The voxel values are never read: one zero, expanded (no memory).

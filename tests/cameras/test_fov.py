@@ -13,7 +13,7 @@ from camera_cases import (
     fov_cameras,
     make_camera,
 )
-from helpers import DTYPES, assert_close, case_names, load_case
+from helpers import DTYPES, assert_close, case_names, load_case, run_case
 
 from voxrender import (
     CamerasBase,
@@ -24,33 +24,11 @@ from voxrender.cameras import (
 )
 
 
-def _fixture_calls(cams, inputs) -> dict[str, torch.Tensor]:
-    """Exactly the calls the fixtures' README lists for kind ``cameras_fov``."""
-    points = inputs["points"]
-    return {
-        "projection_matrix": cams.get_projection_transform().get_matrix(),
-        "world_to_view_matrix": cams.get_world_to_view_transform().get_matrix(),
-        "full_projection_matrix": cams.get_full_projection_transform().get_matrix(),
-        "transform_points": cams.transform_points(points),
-        "unproject_world": cams.unproject_points(inputs["xy_depth"], world_coordinates=True),
-        "unproject_view": cams.unproject_points(inputs["xy_depth"], world_coordinates=False),
-        "unproject_scaled": cams.unproject_points(
-            inputs["xy_scaled_depth"], scaled_depth_input=True
-        ),
-        "camera_center": cams.get_camera_center(),
-        "getitem_transform_points": cams[[2, 0]].transform_points(points[[2, 0]]),
-    }
-
-
 @pytest.mark.parametrize("name", case_names("cameras_fov"))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fixture_cameras_fov(name, dtype):
-    config, inputs, outputs, _ = load_case(name)
-    inputs = {k: v.to(dtype) for k, v in inputs.items()}
-    cams = FoVPerspectiveCameras(
-        R=inputs["camera.R"], T=inputs["camera.T"], **config["camera_kwargs"]
-    )
-    got = _fixture_calls(cams, inputs)
+    _, inputs, outputs, _ = load_case(name)
+    got, _ = run_case(name, {k: v.to(dtype) for k, v in inputs.items()})  # the recorder's calls
     assert set(got) == set(outputs)
     for key, value in got.items():
         assert value.dtype == dtype, key

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from .._checks import ArgumentTypeError, as_batched_param, as_flag, check_shape, describe
-from ..transforms import Transform3d, _affine_matrix, _numerical_inverse
+from .._transform_helpers import affine_matrix
+from ..transforms import Transform3d, _numerical_inverse
 
 __all__ = [
     "DEFAULT_R",
@@ -181,11 +182,11 @@ def sparse_matrix(entries: dict[tuple[int, int], torch.Tensor], like: torch.Tens
 
 def axis_affine(scale: torch.Tensor, shift: torch.Tensor) -> Transform3d:
     """``p -> p * scale + shift`` per axis (``scale``, ``shift`` ``(N, 3)``), inverted in closed form."""
-    matrix = _affine_matrix(torch.diag_embed(scale), shift)  # (N, 4, 4)
+    matrix = affine_matrix(torch.diag_embed(scale), shift)  # (N, 4, 4)
 
     def inverse() -> torch.Tensor:
         reciprocal = 1.0 / scale  # (N, 3)
-        return _affine_matrix(torch.diag_embed(reciprocal), -shift * reciprocal)
+        return affine_matrix(torch.diag_embed(reciprocal), -shift * reciprocal)
 
     return Transform3d._with_inverse(matrix, inverse)
 

@@ -26,7 +26,8 @@ from .._checks import (
     check_shape,
     describe,
 )
-from ..transforms import Transform3d, _make_device
+from .._transform_helpers import make_device
+from ..transforms import Transform3d
 from ._helpers import (
     DEFAULT_R,
     DEFAULT_T,
@@ -83,7 +84,7 @@ class CamerasBase:
 
     def _init_fields(self, device: torch.device | str, **values: Any) -> None:
         """Check, convert, broadcast and set the per-camera fields; sets ``device``, ``dtype``, ``_N``."""
-        device = _make_device(device)
+        device = make_device(device)
         deciding = [v for k, v in values.items() if k not in self._DTYPE_NEUTRAL]
         dtype = user_dtype(deciding, self._DEFAULTS)
         converted: dict[str, torch.Tensor] = {}
@@ -226,7 +227,7 @@ class CamerasBase:
 
     def to(self, device: torch.device | str) -> CamerasBase:
         """Move every field to ``device`` *in place* and return ``self`` (as PyTorch3D does)."""
-        device = _make_device(device)
+        device = make_device(device)
         for name, value in self._tensor_fields().items():
             setattr(self, name, value.to(device))
         self.device = device

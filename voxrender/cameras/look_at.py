@@ -14,7 +14,7 @@ import math
 import torch
 
 from .._checks import broadcast_batch_sizes
-from ..transforms import _make_device
+from .._transform_helpers import make_device
 from ._helpers import (
     BatchFloat,
     check_bool,
@@ -48,7 +48,7 @@ def _broadcast_inputs(
     scalars: dict[str, object], vectors: dict[str, object], device
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Scalars -> ``(N,)``, 3-vectors -> ``(N, 3)``, in a common dtype on ``device``."""
-    device = _make_device(device)
+    device = make_device(device)
     dtype = user_dtype([*scalars.values(), *vectors.values()])
     s = {k: scalar_field(v, k, dtype, device) for k, v in scalars.items()}
     v = {k: _worded_vector(x, k, dtype, device) for k, x in vectors.items()}

@@ -16,7 +16,8 @@ from .._checks import (
     check_same_device,
     check_shape_worded,
 )
-from ..transforms import Transform3d, _affine_matrix
+from .._transform_helpers import affine_matrix
+from ..transforms import Transform3d
 from ._helpers import DEFAULT_R, DEFAULT_T
 
 __all__ = [
@@ -35,10 +36,10 @@ def world_to_view(R: torch.Tensor, T: torch.Tensor) -> Transform3d:
     n = max(R.shape[0], T.shape[0])
     zero = T.new_zeros(1, 3)
     eye = torch.eye(3, dtype=T.dtype, device=T.device)[None]
-    rotation = _affine_matrix(R, zero).expand(n, 4, 4)  # (N, 4, 4)
-    translation = _affine_matrix(eye, T).expand(n, 4, 4)
-    matrix = _affine_matrix(R, T)  # (N, 4, 4)
-    inverse_translation = lambda: _affine_matrix(eye, -T).expand(n, 4, 4)  # noqa: E731
+    rotation = affine_matrix(R, zero).expand(n, 4, 4)  # (N, 4, 4)
+    translation = affine_matrix(eye, T).expand(n, 4, 4)
+    matrix = affine_matrix(R, T)  # (N, 4, 4)
+    inverse_translation = lambda: affine_matrix(eye, -T).expand(n, 4, 4)  # noqa: E731
     return Transform3d._composed(matrix, ((rotation, None), (translation, inverse_translation)))
 
 
