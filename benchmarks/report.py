@@ -341,11 +341,13 @@ def _worker(spec_json: str) -> int:
     return 0
 
 
-def _run_isolated(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """:func:`measure_case` in a fresh Python process."""
+def _run_isolated(
+    spec: dict[str, Any], timeout: float, module: str = "benchmarks.report"
+) -> dict[str, Any]:
+    """:func:`measure_case` in a fresh Python process (``python -m MODULE --worker SPEC``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "benchmarks.report", "--worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", module, "--worker", json.dumps(spec)]
     try:
         proc = subprocess.run(
             cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout

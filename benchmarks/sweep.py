@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from .cases import CONFIGS, Config
 from .report import (
     REPO_ROOT,
     RESULT_MARKER,
+    _run_isolated,
     environment,
     hardware_slug,
     measure_case,
@@ -68,20 +67,7 @@ def _worker(spec_json: str) -> int:
 
 def _run(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """:func:`benchmarks.report.measure_case` in a fresh process (``--worker`` of this module)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "benchmarks.sweep", "--worker", json.dumps(spec)]
-    try:
-        proc = subprocess.run(
-            cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        return {"status": "error", "reason": f"timed out after {timeout:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER) :])
-    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
-    return {"status": "error", "reason": f"exit {proc.returncode}: {tail}"}
+    return _run_isolated(spec, timeout, module="benchmarks.sweep")
 
 
 def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
