@@ -1,4 +1,23 @@
-"""voxrender: pure-PyTorch volume rendering, a drop-in for PyTorch3D's volume renderer."""
+"""voxrender: pure-PyTorch volume rendering, a drop-in for PyTorch3D's volume renderer.
+
+The modules follow the render, stage by stage; each stage's reference implementation is plain
+torch and equals PyTorch3D, and each fast path (``fused`` on the CPU, ``triton_render`` on CUDA,
+chosen per call by ``backends``) equals the reference:
+
+- cameras: ``cameras/`` (``base``, ``fov``, ``focal``, ``world_view``, ``look_at``,
+  ``camera_utils``) on ``transforms``;
+- rays: ``raysampling`` -> ``RayBundle`` (``ray_bundle``);
+- points: ``ray_bundle_to_ray_points``; rays in the volume's frame (``voxel_geometry``,
+  ``volumes``);
+- samples: ``VolumeSampler`` (``renderer``) -> ``sample_grid`` (``grid_sample``) reading the
+  channel-last voxel table (``voxel_table``);
+- weights and pixels: ``raymarching`` (emission-absorption, absorption-only), composed by
+  ``VolumeRenderer`` / ``ImplicitRenderer`` (``renderer``).
+
+Beside the pipeline: ``compat`` (run PyTorch3D scripts unchanged), ``deprecated``,
+``rotation_conversions``, ``so3``, ``se3``, ``so3_angles``, ``harmonic_embedding``,
+``implicit_utils``, ``volume_locator``.
+"""
 
 __version__ = "0.1.0"
 
