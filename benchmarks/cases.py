@@ -154,6 +154,7 @@ BACKENDS = (
     "voxrender-reference-compiled",
     "voxrender-triton",
     "voxrender-triton-compiled",
+    "voxrender-bounded",
     "baseline",
     "baseline-concat",
     "pytorch3d",
@@ -166,6 +167,9 @@ FORCED_BACKENDS = {
     "voxrender-triton-compiled": "triton",
 }
 DEFAULT_BACKENDS = ("voxrender", "voxrender-compiled", "baseline", "pytorch3d")
+# voxrender-bounded: the renderer's bounded-memory mode (``chunk_size`` rays per batch element at
+# a time, samples recomputed in the backward): memory stays the volume plus chunk buffers.
+BOUNDED_CHUNK_SIZE = 4096
 
 # The tutorial's learning rate (its initial logits: reference.model).
 LEARNING_RATE = 0.1
@@ -261,13 +265,17 @@ def _ndc_raysampler(cls, config: Config):
     )
 
 
-def _voxrender_library(render_backend: str | None = None) -> _Library:
+def _voxrender_library(
+    render_backend: str | None = None, chunk_size: int | None = None
+) -> _Library:
     import voxrender as v
 
     classes = get_backend("voxrender")
-    if render_backend is not None:
-        forced = functools.partial(v.VolumeRenderer, backend=render_backend)
-        classes = replace(classes, VolumeRenderer=forced)
+    if render_backend is not None or chunk_size is not None:
+        renderer = functools.partial(
+            v.VolumeRenderer, backend=render_backend, chunk_size=chunk_size
+        )
+        classes = replace(classes, VolumeRenderer=renderer)
     return _Library(classes, sample=lambda volumes, bundle: v.VolumeSampler(volumes)(bundle))
 
 
@@ -350,6 +358,8 @@ def _library(backend: str) -> _Library:
         return _voxrender_library()
     if backend in FORCED_BACKENDS:
         return _voxrender_library(FORCED_BACKENDS[backend])
+    if backend == "voxrender-bounded":
+        return _voxrender_library(chunk_size=BOUNDED_CHUNK_SIZE)
     if backend == "baseline":
         return _baseline_library("split")
     if backend == "baseline-concat":
@@ -600,7 +610,8 @@ _BUILDERS: dict[str, Callable[[_Setup], Callable]] = {
 
 def _build(config: Config, backend: str, component: str, device, dtype, compile_backend: str):
     """The body (un-synchronised callable) and inputs of one case."""
-    if backend in FORCED_BACKENDS and component not in ("render_fwd", "fit_step"):
+    renderer_only = backend in FORCED_BACKENDS or backend == "voxrender-bounded"
+    if renderer_only and component not in ("render_fwd", "fit_step"):
         raise CaseUnavailable(
             f"{component} does not go through a renderer: the same code as 'voxrender'"
         )

@@ -464,3 +464,14 @@ def test_gpu_check_dry_run_rehearsal(tmp_path):
     assert doc["versions"]["triton_version"] is None or "." in doc["versions"]["triton_version"]
     assert "## Tests" in md and "## Parity on the device" in md and "| fit_step | " in md
     assert "## Fit step (`tiny`) against the targets" in md
+
+
+def test_bounded_backend_renders_what_voxrender_renders():
+    # voxrender-bounded: chunk_size rays at a time, samples recomputed; same images
+    bounded, plain = (
+        _build("tiny", "voxrender-bounded", "render_fwd"),
+        _build("tiny", "voxrender", "render_fwd"),
+    )
+    torch.testing.assert_close(bounded(), plain())
+    with pytest.raises(CaseUnavailable, match="does not go through a renderer"):
+        make_case("tiny", "voxrender-bounded", component="raymarching_fwd")
