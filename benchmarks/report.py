@@ -794,19 +794,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def apply_run_args(args: argparse.Namespace) -> bool:
+    """Check ``--repeats`` / ``--warmup`` / ``--threads`` and apply ``--threads``.
+
+    Shared by this report and :mod:`benchmarks.sweep`. Returns False (after one line on stderr)
+    when an argument is out of range.
+    """
+    if args.repeats < 1 or args.warmup < 0:
+        print("--repeats: expected >= 1 (and --warmup >= 0)", file=sys.stderr)
+        return False
+    if args.threads is not None:
+        if args.threads < 1:
+            print("--threads: expected >= 1", file=sys.stderr)
+            return False
+        torch.set_num_threads(args.threads)  # also what the environment record shows
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.worker is not None:
         return _worker(args.worker)
-    if args.repeats < 1 or args.warmup < 0:
-        print("--repeats: expected >= 1 (and --warmup >= 0)", file=sys.stderr)
+    if not apply_run_args(args):
         return 2
-    if args.threads is not None:
-        if args.threads < 1:
-            print("--threads: expected >= 1", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)  # also what the environment record shows
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -27,6 +27,7 @@ from .report import (
     REPO_ROOT,
     RESULT_MARKER,
     _run_isolated,
+    apply_run_args,
     environment,
     hardware_slug,
     measure_case,
@@ -258,14 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.worker is not None:
         return _worker(args.worker)
-    if args.repeats < 1 or args.warmup < 0:
-        print("--repeats: expected >= 1 (and --warmup >= 0)", file=sys.stderr)
+    if not apply_run_args(args):
         return 2
-    if args.threads is not None:
-        if args.threads < 1:
-            print("--threads: expected >= 1", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
     doc = run_sweep(args)
     stem = f"cpu-{hardware_slug(doc['env'])}"
     base = args.out / stem

@@ -80,26 +80,8 @@ _RAY_BUNDLES = (
 )
 _IMPLICIT = ("HarmonicEmbedding", *_RAYMARCHERS, *_RAYSAMPLERS, *_RENDERERS, *_RAY_BUNDLES)
 _TRANSFORM3D = ("Rotate", "RotateAxisAngle", "Scale", "Transform3d", "Translate")
-_ROTATION_CONVERSIONS = (
-    "axis_angle_to_matrix",
-    "axis_angle_to_quaternion",
-    "euler_angles_to_matrix",
-    "matrix_to_axis_angle",
-    "matrix_to_euler_angles",
-    "matrix_to_quaternion",
-    "matrix_to_rotation_6d",
-    "quaternion_apply",
-    "quaternion_invert",
-    "quaternion_multiply",
-    "quaternion_raw_multiply",
-    "quaternion_to_axis_angle",
-    "quaternion_to_matrix",
-    "random_quaternions",
-    "random_rotation",
-    "random_rotations",
-    "rotation_6d_to_matrix",
-    "standardize_quaternion",
-)
+# every public name of pytorch3d.transforms.rotation_conversions (ours has exactly those)
+_ROTATION_CONVERSIONS = tuple(voxrender.rotation_conversions.__all__)
 _SO3 = (
     "so3_exp_map",
     "so3_exponential_map",
