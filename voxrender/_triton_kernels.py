@@ -71,6 +71,33 @@ def _sample_point(
 
 
 @triton.jit
+def _load_rays(a_ptr, b_ptr, base_ptr, first_ptr, stop_ptr, rays, ray_ok, R, P: tl.constexpr,
+               HAS_BASE: tl.constexpr):  # fmt: skip
+    """A block of rays: base rows, runs, the program's loop bounds and the ray lines.
+
+    Returns ``base, first, stop`` (``(BR,)``: each ray's table base row and its run
+    ``[first, stop)``), ``j_lo, j_hi`` (the program's loop over the union of the runs) and
+    ``ax, ay, az, bx, by, bz`` (``(BR,)``: the ray ``u = a + t b`` in voxel units).
+    """
+    if HAS_BASE:
+        base = tl.load(base_ptr + rays, mask=ray_ok, other=0)
+    else:
+        base = rays.to(tl.int64) * 0
+    first = tl.load(first_ptr + rays, mask=ray_ok, other=P)  # (BR,) each ray's run
+    stop = tl.load(stop_ptr + rays, mask=ray_ok, other=0)
+    busy = stop > first  # (BR,) rays with a run (an empty one may sit anywhere)
+    j_lo = tl.min(tl.where(busy, first, P), axis=0)  # the program's loop: j_lo <= j < j_hi
+    j_hi = tl.max(tl.where(busy, stop, 0), axis=0)
+    ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
+    ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
+    az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
+    bx = tl.load(b_ptr + rays, mask=ray_ok, other=0.0)
+    by = tl.load(b_ptr + R + rays, mask=ray_ok, other=0.0)
+    bz = tl.load(b_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
+    return base, first, stop, j_lo, j_hi, ax, ay, az, bx, by, bz
+
+
+@triton.jit
 def _column(tile, cols, k):
     """Column ``k`` of a register tile ``(BR, K)`` -> ``(BR,)`` (a masked row sum)."""
     return tl.sum(tl.where(cols[None, :] == k, tile, 0.0), axis=1)
@@ -97,21 +124,9 @@ def render_forward_kernel(
     rays = pid * BR + tl.arange(0, BR)
     ray_ok = rays < R
     chans = tl.arange(0, CP)
-    if HAS_BASE:
-        base = tl.load(base_ptr + rays, mask=ray_ok, other=0)
-    else:
-        base = rays.to(tl.int64) * 0
-    first = tl.load(first_ptr + rays, mask=ray_ok, other=P)  # (BR,) each ray's run
-    stop = tl.load(stop_ptr + rays, mask=ray_ok, other=0)
-    busy = stop > first  # (BR,) rays with a run (an empty one may sit anywhere)
-    j_lo = tl.min(tl.where(busy, first, P), axis=0)  # the program's loop: j_lo <= j < j_hi
-    j_hi = tl.max(tl.where(busy, stop, 0), axis=0)
-    ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
-    ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
-    az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
-    bx = tl.load(b_ptr + rays, mask=ray_ok, other=0.0)
-    by = tl.load(b_ptr + R + rays, mask=ray_ok, other=0.0)
-    bz = tl.load(b_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
+    base, first, stop, j_lo, j_hi, ax, ay, az, bx, by, bz = _load_rays(
+        a_ptr, b_ptr, base_ptr, first_ptr, stop_ptr, rays, ray_ok, R, P, HAS_BASE
+    )
     zero = tl.zeros([BR], dtype=table_ptr.dtype.element_ty)
     one_eps = tl.load(one_eps_ptr)  # (1 + eps), rounded to the table's dtype as torch does
     passed = zero + 1.0  # prod_i (1 - d_i)
@@ -179,10 +194,8 @@ def _scatter(
     tl.atomic_add(ptr + (sz + sy + 1) * C, g * (fz * fy * fx)[:, None], mask=m2)
 
 
-# C901: one fused program whose three passes share register tiles; @triton.jit helpers are
-# inlined anyway, so splitting it further would only scatter the passes' shared state.
 @triton.jit
-def render_backward_kernel(  # noqa: C901
+def render_backward_kernel(
     grad_out_ptr, table_ptr, a_ptr, b_ptr, len_ptr, base_ptr, first_ptr, stop_ptr, grad_ptr, R,
     one_eps_ptr,
     P: tl.constexpr, C: tl.constexpr, CP: tl.constexpr, GX: tl.constexpr, GY: tl.constexpr,
@@ -204,21 +217,9 @@ def render_backward_kernel(  # noqa: C901
     rays = pid * BR + tl.arange(0, BR)
     ray_ok = rays < R
     chans = tl.arange(0, CP)
-    if HAS_BASE:
-        base = tl.load(base_ptr + rays, mask=ray_ok, other=0)
-    else:
-        base = rays.to(tl.int64) * 0
-    first = tl.load(first_ptr + rays, mask=ray_ok, other=P)  # (BR,) each ray's run
-    stop = tl.load(stop_ptr + rays, mask=ray_ok, other=0)
-    busy = stop > first  # (BR,) rays with a run (an empty one may sit anywhere)
-    j_lo = tl.min(tl.where(busy, first, P), axis=0)  # the program's loop: j_lo <= j < j_hi
-    j_hi = tl.max(tl.where(busy, stop, 0), axis=0)
-    ax = tl.load(a_ptr + rays, mask=ray_ok, other=0.0)  # the ray: u = a + t b (voxel units)
-    ay = tl.load(a_ptr + R + rays, mask=ray_ok, other=0.0)
-    az = tl.load(a_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
-    bx = tl.load(b_ptr + rays, mask=ray_ok, other=0.0)
-    by = tl.load(b_ptr + R + rays, mask=ray_ok, other=0.0)
-    bz = tl.load(b_ptr + 2 * R + rays, mask=ray_ok, other=0.0)
+    base, first, stop, j_lo, j_hi, ax, ay, az, bx, by, bz = _load_rays(
+        a_ptr, b_ptr, base_ptr, first_ptr, stop_ptr, rays, ray_ok, R, P, HAS_BASE
+    )
     dt = table_ptr.dtype.element_ty
     zero = tl.zeros([BR], dtype=dt)
     one_eps = tl.load(one_eps_ptr)
