@@ -40,6 +40,16 @@ __all__ = [
 ]
 
 
+def _check_distinct(values: dict, low: str, high: str) -> None:
+    """Raise ``ValueError`` where the host-readable ``values[high]`` equals ``values[low]``."""
+    lo, hi = values[low], values[high]
+    if lo is None or hi is None:  # not readable without a host sync: unchecked
+        return
+    lo, hi = torch.broadcast_tensors(lo, hi)
+    if not bool((hi != lo).all()):
+        raise ValueError(f"{high}: expected values != {low}, got {first_bad(hi, hi != lo):g}")
+
+
 class _NDCCameras(CamerasBase):
     """Shared shell of the cameras defined in NDC: ``in_ndc`` and ``unproject_points``.
 
@@ -193,13 +203,7 @@ class FoVPerspectiveCameras(_NDCCameras):
                     f"fov: expected a field of view with tan(fov / 2) != 0, "
                     f"got {first_bad(fov, ok):g} {'degrees' if degrees else 'radians'}"
                 )
-        near, far = values["znear"], values["zfar"]
-        if near is not None and far is not None:
-            near, far = torch.broadcast_tensors(near, far)
-            if not bool((far != near).all()):
-                raise ValueError(
-                    f"zfar: expected values != znear, got {first_bad(far, far != near):g}"
-                )
+        _check_distinct(values, "znear", "zfar")
         return tuple(fields)
 
     def is_perspective(self) -> bool:
@@ -391,13 +395,7 @@ class FoVOrthographicCameras(_NDCCameras):
         fields = [required(self._override(k, kwargs), k, owner) for k in self._AXES]
         values = {k: host_values(v, v) for k, v in zip(self._AXES, fields, strict=True)}
         for low, high in (("znear", "zfar"), ("min_x", "max_x"), ("min_y", "max_y")):
-            lo, hi = values[low], values[high]
-            if lo is not None and hi is not None:
-                lo, hi = torch.broadcast_tensors(lo, hi)
-                if not bool((hi != lo).all()):
-                    raise ValueError(
-                        f"{high}: expected values != {low}, got {first_bad(hi, hi != lo):g}"
-                    )
+            _check_distinct(values, low, high)
         return tuple(fields)
 
     def is_perspective(self) -> bool:
