@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 import time
 import weakref
 
@@ -50,7 +51,9 @@ def calls(monkeypatch):
 
 
 @pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request):
+def threads(request, monkeypatch):
+    # a worker per chunk even for these small calls (else they would run on one worker)
+    monkeypatch.setattr(fused, "_WORKER_POINTS", 1)
     saved = torch.get_num_threads()
     torch.set_num_threads(request.param)
     yield request.param
@@ -550,6 +553,27 @@ def test_a_failing_chunk_raises_after_every_worker_stopped(monkeypatch, threads)
     time.sleep(0.1)
     assert torch.get_num_threads() == threads
     assert len(seen) == count  # nothing still running after the call returned
+
+
+@pytest.mark.parametrize("worker_points", [1, 1 << 18], ids=["spread", "small-call"])
+def test_small_calls_run_on_one_worker(monkeypatch, worker_points):
+    # chunks are spread over the threads only for calls of _WORKER_POINTS samples per worker
+    cams, vols, _ = _scene(torch.float32)
+    monkeypatch.setattr(fused, "_WORKER_POINTS", worker_points)
+    monkeypatch.setattr(fused, "_POINTS_PER_CHUNK", 11 * 4)  # many chunks
+    idents = set()
+    original = fused._forward_chunk
+    monkeypatch.setattr(
+        fused, "_forward_chunk", lambda *a: idents.add(threading.get_ident()) or original(*a)
+    )
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols)
+    finally:
+        torch.set_num_threads(saved)
+    assert len(idents) == (2 if worker_points == 1 else 1)
+    assert (threading.get_ident() in idents) == (worker_points > 1)  # one worker: the caller
 
 
 def test_big_volumes_get_fewer_gradient_buffers(monkeypatch, threads, calls):

@@ -591,9 +591,10 @@ def test_function_densities_out_of_range_warn():
 # ----------------------------------------------------------------------------- written-out gradient
 
 
+@pytest.mark.parametrize("side_by_side", [False, True], ids=["split", "samples"])
 @pytest.mark.parametrize("surface_thickness", [1, 2, 7, 12])
 @pytest.mark.parametrize("opaque", [0, 1, 3], ids=["no-ones", "one-one", "three-ones"])
-def test_written_out_gradient_matches_autograd(surface_thickness, opaque):
+def test_written_out_gradient_matches_autograd(surface_thickness, opaque, side_by_side):
     # _emission_absorption_backward (the fused renderer's) against autograd through the kernel,
     # including densities of exactly 1 (zeros of 1 - d: cumprod's special case)
     g = torch.Generator().manual_seed(surface_thickness * 10 + opaque)
@@ -609,6 +610,10 @@ def test_written_out_gradient_matches_autograd(surface_thickness, opaque):
     want_d, want_f = torch.autograd.grad(out, leaves, grad_out)
     got_d = torch.empty(n, p, dtype=torch.float64)
     got_f = torch.empty(c, n, p, dtype=torch.float64)
-    raymarching._emission_absorption_backward(d, f, grad_out, surface_thickness, got_d, got_f)
+    if side_by_side:  # the fused renderer's call: densities and features views of its samples
+        samples = torch.cat((d[..., None], f), dim=-1)  # (n, P, 1 + C)
+        d, f = samples[..., 0], samples[..., 1:]
+    kw = {"samples": samples} if side_by_side else {}
+    raymarching._emission_absorption_backward(d, f, grad_out, surface_thickness, got_d, got_f, **kw)
     assert_close(got_d, want_d, kind="grad")
     assert_close(got_f, want_f.permute(2, 0, 1), kind="grad")
