@@ -561,19 +561,53 @@ def test_small_calls_run_on_one_worker(monkeypatch, worker_points):
     cams, vols, _ = _scene(torch.float32)
     monkeypatch.setattr(fused, "_WORKER_POINTS", worker_points)
     monkeypatch.setattr(fused, "_POINTS_PER_CHUNK", 11 * 4)  # many chunks
-    idents = set()
+    idents, spaces = set(), set()  # threads, and workers (each has its own workspace)
+
+    def spy(*args):
+        idents.add(threading.get_ident())
+        spaces.add(id(args[0]))
+        return original(*args)
+
     original = fused._forward_chunk
-    monkeypatch.setattr(
-        fused, "_forward_chunk", lambda *a: idents.add(threading.get_ident()) or original(*a)
-    )
+    monkeypatch.setattr(fused, "_forward_chunk", spy)
     saved = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols)
     finally:
         torch.set_num_threads(saved)
-    assert len(idents) == (2 if worker_points == 1 else 1)
+    # (a fast pool thread may take both workers' chunks one after the other: count workers)
+    assert len(spaces) == (2 if worker_points == 1 else 1)
     assert (threading.get_ident() in idents) == (worker_points > 1)  # one worker: the caller
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("poison", [None, math.inf, math.nan], ids=["finite", "inf", "nan"])
+def test_channel_pairs_add_up_as_the_channels(dtype, poison, monkeypatch, calls):
+    # even C: the gradient is added two channels at a time as complex numbers; the same bits as
+    # channel by channel, also where a chunk's gradient is not finite (it then goes by channel:
+    # (inf + 0j) * w would put a NaN into the other channel of the pair)
+    cams, vols, tensors = _scene(dtype)
+    images, _ = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())(cameras=cams, volumes=vols)
+    cotangent = torch.randn(images.shape, generator=torch.Generator().manual_seed(2)).to(images)
+    if poison is not None:
+        cotangent[0, 3, 4, 1] = poison  # green of one ray: pairs with the density channel
+    paired = []
+    original_pairs = fused._scatter_pairs
+    monkeypatch.setattr(fused, "_scatter_pairs", lambda *a: paired.append(1) or original_pairs(*a))
+    got = torch.autograd.grad((images * cotangent).sum(), tensors, retain_graph=True)
+    original_init = fused._Workspace.__init__
+
+    def by_channel(self, *args):
+        original_init(self, *args)
+        self.paired = False
+
+    monkeypatch.setattr(fused._Workspace, "__init__", by_channel)
+    want = torch.autograd.grad((images * cotangent).sum(), tensors)
+    assert bool(paired) == (poison is None)  # (one chunk here)
+    for g, w in zip(got, want, strict=True):
+        assert torch.isfinite(w).all() == (poison is None)
+        torch.testing.assert_close(g, w, rtol=0, atol=0, equal_nan=True)
 
 
 def test_big_volumes_get_fewer_gradient_buffers(monkeypatch, threads, calls):

@@ -591,7 +591,9 @@ def test_function_densities_out_of_range_warn():
 # ----------------------------------------------------------------------------- written-out gradient
 
 
-@pytest.mark.parametrize("side_by_side", [False, True], ids=["split", "samples"])
+@pytest.mark.parametrize(
+    "side_by_side", [False, True, "pairs"], ids=["split", "samples", "samples-paired-outputs"]
+)
 @pytest.mark.parametrize("surface_thickness", [1, 2, 7, 12])
 @pytest.mark.parametrize("opaque", [0, 1, 3], ids=["no-ones", "one-one", "three-ones"])
 def test_written_out_gradient_matches_autograd(surface_thickness, opaque, side_by_side):
@@ -610,10 +612,17 @@ def test_written_out_gradient_matches_autograd(surface_thickness, opaque, side_b
     want_d, want_f = torch.autograd.grad(out, leaves, grad_out)
     got_d = torch.empty(n, p, dtype=torch.float64)
     got_f = torch.empty(c, n, p, dtype=torch.float64)
+    outputs = (got_d, got_f)
+    if side_by_side == "pairs":  # the fused renderer's outputs: strided views, channel pairs
+        pairs = torch.empty(2, n * p, 2, dtype=torch.float64)  # (C / 2, m, 2), C = 1 + c
+        views = [pairs[i // 2, :, i % 2].view(n, p) for i in range(1 + c)]
+        outputs = (views[0], views[1:])
     if side_by_side:  # the fused renderer's call: densities and features views of its samples
         samples = torch.cat((d[..., None], f), dim=-1)  # (n, P, 1 + C)
         d, f = samples[..., 0], samples[..., 1:]
     kw = {"samples": samples} if side_by_side else {}
-    raymarching._emission_absorption_backward(d, f, grad_out, surface_thickness, got_d, got_f, **kw)
+    raymarching._emission_absorption_backward(d, f, grad_out, surface_thickness, *outputs, **kw)
+    if side_by_side == "pairs":
+        got_d, got_f = views[0], torch.stack(views[1:])
     assert_close(got_d, want_d, kind="grad")
     assert_close(got_f, want_f.permute(2, 0, 1), kind="grad")

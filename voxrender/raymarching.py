@@ -334,7 +334,7 @@ def _emission_absorption_backward(
     grad_out: torch.Tensor,
     surface_thickness: int,
     grad_densities: torch.Tensor,
-    grad_features: torch.Tensor,
+    grad_features: torch.Tensor | list[torch.Tensor],
     samples: torch.Tensor | None = None,
 ) -> None:
     """Gradient of :func:`_emission_absorption` (with ``1 + eps == 1``), written out.
@@ -357,7 +357,8 @@ def _emission_absorption_backward(
         densities: ``(n, P)``; features ``(n, P, C)``; grad_out ``(n, C + 1)``.
         surface_thickness: ``s >= 1``.
         grad_densities: ``(n, P)`` written with ``dL/dd``.
-        grad_features: ``(C, n, P)`` written with ``dL/df`` (channel-major).
+        grad_features: ``(C, n, P)`` written with ``dL/df`` (channel-major), or a sequence of
+            ``C`` tensors ``(n, P)`` (views of any strides), one per channel.
         samples: ``(n, P, 1 + C)`` the densities and features side by side, when the caller
             has them so (the fused renderer): ``f_i . gF`` is then one product with
             ``(0, gF)``, three times faster than with the strided features alone.
