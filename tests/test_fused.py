@@ -304,7 +304,7 @@ def test_skipping_outside_the_box_matches_the_general_path(
     assert torch.equal(got[0, 0], torch.zeros(4, dtype=torch.float64))  # missed
     assert got[0, 2, 3] > 0  # started inside
     skipping = lengths_kind in ("shared", "per-ray")
-    assert len(sizes) == 2  # forward, backward
+    assert len(sizes) == 1  # the forward's, which its backward reuses
     assert (sizes[0] < n_rays * n_pts / 2) is skipping  # most samples miss the box
 
 
@@ -608,6 +608,50 @@ def test_channel_pairs_add_up_as_the_channels(dtype, poison, monkeypatch, calls)
     for g, w in zip(got, want, strict=True):
         assert torch.isfinite(w).all() == (poison is None)
         torch.testing.assert_close(g, w, rtol=0, atol=0, equal_nan=True)
+
+
+def test_backward_reuses_the_forward_schedule(monkeypatch, calls):
+    # the forward's schedule serves its backward (every backward of a retained graph), the
+    # entries of forwards without a backward are dropped, and a backward op called on its own
+    # computes the schedule again: the same gradients every way
+    cams, vols, tensors = _scene(torch.float64)
+    made = []
+    original = fused._schedule
+    monkeypatch.setattr(fused, "_schedule", lambda *a: made.append(1) or original(*a))
+    renderer = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher())
+    images, _ = renderer(cameras=cams, volumes=vols)
+    assert len(made) == 1
+    first = torch.autograd.grad(images.sum(), tensors, retain_graph=True)
+    again = torch.autograd.grad(images.sum(), tensors)
+    assert len(made) == 1
+    for g, w in zip(again, first, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
+    with torch.no_grad():
+        for _ in range(5):
+            renderer(cameras=cams, volumes=vols)
+    assert len(made) == 6 and len(fused._schedules) <= 2  # expired entries are dropped
+    # the backward operator on its own, with the same inputs as a fresh forward's
+    table = fused.volume_table(*[t.detach() for t in tensors]).requires_grad_()
+    plan = fused._Plan(
+        grid=(5, 6, 7), channels=4, emission=True, surface_thickness=1, eps=1e-10,
+        rays_per_chunk=64, workers=1, keep_samples=True, eps_vanishes=True,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(3, 20, generator=g, dtype=torch.float64) * 6
+    b = torch.randn(3, 20, generator=g, dtype=torch.float64)
+    lengths = torch.linspace(0, 4, 9, dtype=torch.float64).expand(20, 9)
+    base = None
+    images, kept = torch.ops.voxrender.fused_render(
+        table, a, b, lengths, base, *fused._pack_plan(plan), True
+    )
+    grad = torch.randn(images.shape, generator=g, dtype=torch.float64)
+    n = len(made)
+    args = (grad, table.detach(), a, b, lengths, base)
+    reused = torch.ops.voxrender.fused_render_backward(*args, kept, *fused._pack_plan(plan))
+    assert len(made) == n
+    alone = torch.ops.voxrender.fused_render_backward(*args, kept.clone(), *fused._pack_plan(plan))
+    assert len(made) == n + 1
+    torch.testing.assert_close(alone, reused, rtol=0, atol=0)
 
 
 def test_big_volumes_get_fewer_gradient_buffers(monkeypatch, threads, calls):
