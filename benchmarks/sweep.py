@@ -1,10 +1,11 @@
 """The fit-step size sweep: voxrender beside PyTorch3D from small problems to the tutorial's.
 
 ``python -m benchmarks.sweep [--rows 32,64,96,128,tutorial] [--backends voxrender,pytorch3d]
-[--repeats N] [--out benchmarks/results/cpu-sweep]`` times one tutorial fit step (forward +
-backward + Adam, :mod:`benchmarks.cases`' ``fit_step``) at each row of :data:`ROWS`, every case
-in a fresh process (its peak memory its own), a row's backends back to back so that they see
-the same machine load. It writes ``<out>/<device>-<hardware>.json``, ``.md`` and ``.png`` (time
+[--repeats N] [--rounds K] [--out benchmarks/results/cpu-sweep]`` times one tutorial fit step
+(forward + backward + Adam, :mod:`benchmarks.cases`' ``fit_step``) at each row of :data:`ROWS`,
+every case in a fresh process (its peak memory its own), a row's backends back to back so that
+they see the same machine load; with ``--rounds K`` all of it K times, the backends' order
+alternating, a row's speed-up the median of its rounds' ratios. It writes ``<out>/<device>-<hardware>.json``, ``.md`` and ``.png`` (time
 per step against samples per step, both backends, log-log; matplotlib). PyTorch3D comes from
 :func:`reference.oracle.import_pytorch3d` (installed, else ``../shared/pytorch3d``).
 
@@ -72,48 +73,94 @@ def _run(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 
 def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure every (row, backend); returns the JSON document."""
+    """Measure every (row, backend), ``args.rounds`` times; returns the JSON document.
+
+    Each round measures every row's backends back to back, the first backend alternating from
+    round to round; a row's speed-up is the median of its rounds' ratios (each taken from two
+    neighbouring measurements), so that the machine's drift over minutes cancels.
+    """
     env = environment(torch.device("cpu"))
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        for row in args.rows:
+            order = args.backends if round_ % 2 == 0 else args.backends[::-1]
+            for backend in order:
+                result = _run(_spec(row, backend, args), args.case_timeout)
+                runs.setdefault((row, backend), []).append(result)
+                shown = (
+                    f"{result['time_s']['median'] * 1e3:.4g} ms, "
+                    f"{result['memory']['peak_working_bytes'] / 2**20:.0f} MiB"
+                    if result["status"] == "ok"
+                    else f"{result['status']}: {result.get('reason')}"
+                )
+                tag = f" (round {round_ + 1}/{args.rounds})" if args.rounds > 1 else ""
+                print(f"[{row}] {backend}{tag}: {shown}", file=sys.stderr, flush=True)
     records = []
     for row in args.rows:
         config = ROWS[row]
         for backend in args.backends:
-            spec = {
-                "config": config.name,
-                "backend": backend,
-                "component": "fit_step",
-                "device": "cpu",
-                "dtype": "float32",
-                "repeats": args.repeats,
-                "warmup": args.warmup,
-                "min_time": 0.02,
-                "compile_backend": None,
-                "threads": args.threads,
-            }
-            result = _run(spec, args.case_timeout)
-            record = {
-                "row": row,
-                "config": config.name,
-                "config_description": config.describe(),
-                "backend": backend,
-                "n_rays": config.n_rays,
-                "n_samples": config.n_samples,
-                **result,
-            }
-            records.append(record)
-            shown = (
-                f"{result['time_s']['median'] * 1e3:.4g} ms, "
-                f"{result['memory']['peak_working_bytes'] / 2**20:.0f} MiB"
-                if result["status"] == "ok"
-                else f"{result['status']}: {result.get('reason')}"
+            records.append(
+                {
+                    "row": row,
+                    "config": config.name,
+                    "config_description": config.describe(),
+                    "backend": backend,
+                    "n_rays": config.n_rays,
+                    "n_samples": config.n_samples,
+                    **_combine_rounds(runs[row, backend]),
+                }
             )
-            print(f"[{row}] {backend}: {shown}", file=sys.stderr, flush=True)
     _add_ratios(records)
-    return {"kind": "cpu-fit-step-sweep", "env": env, "records": records}
+    return {"kind": "cpu-fit-step-sweep", "env": env, "rounds": args.rounds, "records": records}
+
+
+def _spec(row: str, backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "config": ROWS[row].name,
+        "backend": backend,
+        "component": "fit_step",
+        "device": "cpu",
+        "dtype": "float32",
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "min_time": 0.02,
+        "compile_backend": None,
+        "threads": args.threads,
+    }
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _combine_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One case's rounds as one result: the median round's, plus every round's median and peak.
+
+    A failed round makes the whole case that failure.
+    """
+    failed = next((r for r in results if r["status"] != "ok"), None)
+    if failed is not None:
+        return failed
+    times = [r["time_s"]["median"] for r in results]
+    ranked = sorted(range(len(results)), key=lambda i: times[i])
+    combined = dict(results[ranked[len(ranked) // 2]])
+    combined["time_s"] = {**combined["time_s"], "median": _median(times), "rounds": times}
+    peaks = [r["memory"]["peak_working_bytes"] for r in results]
+    combined["memory"] = {
+        **combined["memory"],
+        "peak_working_bytes": _median(peaks),
+        "rounds": peaks,
+    }
+    return combined
 
 
 def _add_ratios(records: list[dict[str, Any]]) -> None:
-    """Each record's speed-up and memory ratio against PyTorch3D's record of the same row."""
+    """Each record's speed-up and memory ratio against PyTorch3D's record of the same row.
+
+    With rounds, the speed-up is the median of the rounds' ratios (``speedup_rounds``).
+    """
     for record in records:
         ref = next(
             (
@@ -124,9 +171,13 @@ def _add_ratios(records: list[dict[str, Any]]) -> None:
             None,
         )
         ok = ref is not None and record["status"] == "ok"
-        record["speedup_vs_pytorch3d"] = (
-            ref["time_s"]["median"] / record["time_s"]["median"] if ok else None
-        )
+        record["speedup_vs_pytorch3d"] = None
+        if ok:
+            mine = record["time_s"].get("rounds", [record["time_s"]["median"]])
+            theirs = ref["time_s"].get("rounds", [ref["time_s"]["median"]])
+            ratios = [t / m for t, m in zip(theirs, mine, strict=True)]
+            record["speedup_vs_pytorch3d"] = _median(ratios)
+            record["speedup_rounds"] = ratios
         ref_mem = ref["memory"]["peak_working_bytes"] if ok else 0
         record["memory_vs_pytorch3d"] = (
             record["memory"]["peak_working_bytes"] / ref_mem if ok and ref_mem else None
@@ -149,6 +200,13 @@ def to_markdown(doc: dict[str, Any]) -> str:
         " peak working memory = peak RSS of the step above the RSS before it; every case in a"
         " fresh process, a row's two backends back to back",
     ]
+    rounds = doc.get("rounds", 1)
+    if rounds > 1:
+        lines.append(
+            f"- {rounds} rounds, the backends' order alternating: times and memory are the"
+            " median over rounds, the speed-up the median of the rounds' ratios (their range in"
+            " brackets)"
+        )
     if load and load[0] > (env.get("cpu_count") or 1):
         lines.append(
             f"- **noisy**: the load average ({load[0]:.1f}) exceeded the CPU count while this ran"
@@ -177,6 +235,10 @@ def to_markdown(doc: dict[str, Any]) -> str:
             return f"{r['memory']['peak_working_bytes'] / 2**20:.0f}"
 
         speed = vox.get("speedup_vs_pytorch3d") if vox else None
+        spread = (vox.get("speedup_rounds") or []) if vox else []
+        speed_text = "—" if speed is None else f"{speed:.2f}x"
+        if len(spread) > 1:
+            speed_text += f" ({min(spread):.2f}-{max(spread):.2f})"
         memr = vox.get("memory_vs_pytorch3d") if vox else None
         size = f"{config.volume_size}³" if config else row
         shape = f"{config.batch} x {config.image_size}² x {config.n_pts_per_ray}" if config else ""
@@ -185,7 +247,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
         samples = next(iter(recs.values()))["n_samples"]
         lines.append(
             f"| {size} | {shape} | {samples / 1e6:.3g} M | {t(vox)} | {t(p3d)} | "
-            f"{'—' if speed is None else f'{speed:.2f}x'} | {mem(vox)} | {mem(p3d)} | "
+            f"{speed_text} | {mem(vox)} | {mem(p3d)} | "
             f"{'—' if memr is None else f'{memr:.2f}x'} |"
         )
     return "\n".join(lines) + "\n"
@@ -236,12 +298,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per case (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     p.add_argument(
+        "--rounds",
+        type=_positive,
+        default=1,
+        help="measure every case this many times, backends alternating (default 1)",
+    )
+    p.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (default torch's)"
     )
     p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "cpu-sweep")
     p.add_argument("--case-timeout", type=float, default=3600.0, help="seconds per case")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return p
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"--rounds: expected a positive integer, got {value!r}")
+    return number
 
 
 def _csv(value: str, choices, name: str) -> list[str]:

@@ -54,3 +54,41 @@ def test_sweep_ratios_and_table():
 def test_sweep_refuses_unknown_rows():
     with pytest.raises(SystemExit):
         sweep.main(["--rows", "48"])
+
+
+@pytest.mark.parametrize("rounds", ["0", "-1", "two"])
+def test_sweep_refuses_bad_rounds(rounds, capsys):
+    with pytest.raises(SystemExit):
+        sweep.main(["--rounds", rounds])
+    assert "--rounds: expected a positive integer" in capsys.readouterr().err
+
+
+def test_sweep_rounds_combine_and_ratios_pair_up():
+    # each case's rounds: median time and peak; the speed-up pairs round i of both backends
+    def result(t, mem):
+        return {"status": "ok", "time_s": {"median": t}, "memory": {"peak_working_bytes": mem}}
+
+    vox = sweep._combine_rounds([result(0.1, 5), result(0.4, 7), result(0.2, 6)])
+    p3d = sweep._combine_rounds([result(0.3, 20), result(0.8, 20), result(1.0, 24)])
+    assert vox["time_s"]["median"] == 0.2 and vox["time_s"]["rounds"] == [0.1, 0.4, 0.2]
+    assert vox["memory"]["peak_working_bytes"] == 6
+    records = [
+        {"row": "64", "backend": "voxrender", "n_samples": 1000, **vox},
+        {"row": "64", "backend": "pytorch3d", "n_samples": 1000, **p3d},
+    ]
+    sweep._add_ratios(records)
+    # ratios 3, 2, 5: median 3 (not 0.8 / 0.2 = 4 from the medians)
+    assert records[0]["speedup_rounds"] == pytest.approx([3.0, 2.0, 5.0])
+    assert records[0]["speedup_vs_pytorch3d"] == pytest.approx(3.0)
+    doc = {
+        "env": {
+            "git_commit": "0" * 40, "git_dirty": False, "git_dirty_paths": [],
+            "torch_version": "x", "python_version": "y", "device_name": "cpu", "cpu_count": 2,
+            "load_average": [0.1, 0.1, 0.1], "date": "now",
+        },
+        "rounds": 3,
+        "records": records,
+    }  # fmt: skip
+    assert "| 200 ms | 800 ms | 3.00x (2.00-5.00) |" in sweep.to_markdown(doc)
+    failed = {"status": "timeout", "reason": "slow"}
+    assert sweep._combine_rounds([result(0.1, 5), failed]) == failed
