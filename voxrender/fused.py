@@ -87,10 +87,10 @@ from .voxel_table import PAD, collapse_expanded_batch, margined_table
 
 __all__: list[str] = []  # internal: reached through VolumeRenderer (voxrender.backends)
 
-# Points per chunk: the chunk's buffers (about 170 bytes per point) stay within a core's L2 / L3.
+# Points per chunk: the chunk's buffers (about 110 bytes per point) stay within a core's L2 / L3.
 _POINTS_PER_CHUNK = 1 << 16
 
-# Worker threads at most: each holds chunk buffers (~11 MB at 2^16 points) and, in the backward
+# Worker threads at most: each holds chunk buffers (~7 MB at 2^16 points) and, in the backward
 # pass, a gradient table the size of the volume; the tables beyond the first take at most
 # _EXTRA_GRAD_BYTES (fewer workers for big volumes).
 _MAX_WORKERS = 8
@@ -155,18 +155,30 @@ def volume_table(densities: torch.Tensor, features: torch.Tensor | None) -> torc
 
 
 class _Workspace:
-    """Reusable flat buffers for chunks of up to ``m`` points (one workspace per worker)."""
+    """Reusable flat buffers for chunks of up to ``m`` points (one workspace per worker).
+
+    About 108 bytes per point (float32, ``C = 4``; was 166): one scratch region holds the
+    per-axis factors and the ``(z, y)`` weights while steps 1-2 run, and later, both being dead
+    by then, the samples' gradient and its weighted copy; a buffer for the samples themselves is
+    made only where they are not kept (on first use), the by-channel scatter's full index only
+    where a chunk needs it.
+    """
 
     def __init__(self, m: int, plan: _Plan, dtype: torch.dtype, index_dtype: torch.dtype):
         c = plan.channels
-        self._float = torch.empty((6 + 4 + 8 + 3 * c) * m, dtype=dtype)
+        self.points, self.dtype = m, dtype
+        # the samples' gradient in channel pairs, added to the table as complex numbers
+        self.paired = c % 2 == 0 and dtype in (torch.float32, torch.float64)
+        self._scratch = max(6 + 4, 2 * c)  # factors + w4, later grad_planes + contrib
+        self._float = torch.empty((self._scratch + 8) * m, dtype=dtype)
         self._int = torch.empty((3 + 1) * m, dtype=index_dtype)
-        self._flat = torch.empty(c * m, dtype=torch.int64)  # scatter_add_ takes int64 only
+        self._lanes = c // 2 if self.paired else c  # scatter indices per point
+        self._flat = torch.empty(self._lanes * m, dtype=torch.int64)  # scatter_add_: int64 only
+        self._samples: torch.Tensor | None = None
+        self._flat_full: torch.Tensor | None = None
         self.crow = torch.arange(m + 1, dtype=index_dtype)  # one weight per row
         self.lanes = torch.arange(c, dtype=torch.int64).view(c, 1)
         self.offsets = plan.corner_offsets
-        # the samples' gradient in channel pairs, added to the table as complex numbers
-        self.paired = c % 2 == 0 and dtype in (torch.float32, torch.float64)
         self.m = 0
 
     def carve(self, m: int, channels: int) -> None:
@@ -174,29 +186,30 @@ class _Workspace:
         if m == self.m:
             return
         self.m = m
-        cursor = {"float": 0, "int": 0}
-
-        def take(kind: str, *shape: int) -> torch.Tensor:
-            flat = self._float if kind == "float" else self._int
-            n = 1
-            for size in shape:
-                n *= size
-            start = cursor[kind]
-            cursor[kind] = start + n
-            return flat[start : start + n].view(*shape)
-
-        self.factors = take("float", 3, 2, m)  # per axis (1 - frac, frac)
-        self.w4 = take("float", 2, 2, m)
-        self.w8 = take("float", 8, m)  # corner-major weights
-        self.samples = take("float", m, channels)
-        self.grad_planes = take("float", channels, m)
-        self.contrib = take("float", channels, m)
-        self.ints = take("int", 3, m)
-        self.cell = take("int", m)
-        self.flat = self._flat[: channels * m].view(channels, m)
+        c, region = channels, self._scratch * m
+        self.factors = self._float[: 6 * m].view(3, 2, m)  # per axis (1 - frac, frac)
+        self.w4 = self._float[6 * m : 10 * m].view(2, 2, m)
+        self.grad_planes = self._float[: c * m].view(c, m)  # over the factors: steps 1-2 done
+        self.contrib = self._float[c * m : 2 * c * m].view(c, m)
+        self.w8 = self._float[region : region + 8 * m].view(8, m)  # corner-major weights
+        self.ints = self._int[: 3 * m].view(3, m)
+        self.cell = self._int[3 * m : 4 * m]
+        self.flat = self._flat[: self._lanes * m].view(self._lanes, m)
         if self.paired:  # the same bytes as (C / 2, m, 2): channels 2j, 2j + 1 side by side
             self.grad_pairs = self.grad_planes.view(channels // 2, m, 2)
             self.contrib_pairs = self.contrib.view(channels // 2, m, 2)
+
+    def samples(self, channels: int) -> torch.Tensor:
+        """``(m, C)``: the chunk's samples, where the caller keeps none."""
+        if self._samples is None:
+            self._samples = torch.empty(self.points * channels, dtype=self.dtype)
+        return self._samples[: self.m * channels].view(self.m, channels)
+
+    def flat_full(self, channels: int) -> torch.Tensor:
+        """``(C * m,)`` int64: the by-channel scatter's index, one per (channel, point)."""
+        if self._flat_full is None:
+            self._flat_full = torch.empty(self.points * channels, dtype=torch.int64)
+        return self._flat_full[: self.m * channels]
 
 
 def _cells_and_weights(ws: _Workspace, plan: _Plan, a, b, lengths, base) -> int:
@@ -230,7 +243,7 @@ def _sample(ws: _Workspace, table: torch.Tensor, m: int, out=None) -> torch.Tens
     they are, no point-major ``(m, 8)`` copies (one 8-weight-per-row product measured 45 ns per
     point against 34 for the 8, tutorial chunk, one thread).
     """
-    samples = ws.samples if out is None else out  # (m, C)
+    samples = ws.samples(table.shape[1]) if out is None else out  # (m, C)
     rows = table.shape[0]
     for k, offset in enumerate(ws.offsets):
         # corner k's row is the cell's row in the table shifted by the corner's offset (a
@@ -309,12 +322,13 @@ def _backward_chunk(
     if ws.paired and bool(planes.sum().isfinite()):  # CPU tensor: no device sync
         _scatter_pairs(ws, plan, grad_table)
         return
+    flat = ws.flat_full(c) if ws.paired else ws.flat
     if ws.paired:  # flat table index of each (pair, point, lane), low corner
         lanes = ws.lanes.view(c // 2, 1, 2)
-        flat = torch.add(lanes, ws.cell[:, None], alpha=c, out=ws.flat.view(c // 2, m, 2))
+        flat = torch.add(lanes, ws.cell[:, None], alpha=c, out=flat.view(c // 2, m, 2))
         weights, contrib = [w.view(m, 1) for w in ws.w8], ws.contrib_pairs
     else:  # flat table index of each (channel, point), low corner
-        flat = torch.add(ws.lanes, ws.cell, alpha=c, out=ws.flat)
+        flat = torch.add(ws.lanes, ws.cell, alpha=c, out=flat)
         weights, contrib = ws.w8, ws.contrib
     for k, offset in enumerate(plan.corner_offsets):
         torch.mul(weights[k], planes, out=contrib)
@@ -333,7 +347,7 @@ def _scatter_pairs(ws: _Workspace, plan: _Plan, grad_table: torch.Tensor) -> Non
     checks). Weighing in this layout as real numbers would broadcast over pairs, 4x slower.
     """
     half = plan.channels // 2
-    flat = torch.add(ws.lanes[:half], ws.cell, alpha=half, out=ws.flat[:half])  # (C / 2, m)
+    flat = torch.add(ws.lanes[:half], ws.cell, alpha=half, out=ws.flat)  # (C / 2, m)
     pairs = torch.view_as_complex(ws.grad_pairs)  # (C / 2, m)
     contrib = torch.view_as_complex(ws.contrib_pairs)  # (C / 2, m)
     target = torch.view_as_complex(grad_table.view(-1, 2))  # (rows * C / 2,)
