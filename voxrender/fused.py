@@ -322,13 +322,12 @@ def _backward_chunk(
     if ws.paired and bool(planes.sum().isfinite()):  # CPU tensor: no device sync
         _scatter_pairs(ws, plan, grad_table)
         return
-    flat = ws.flat_full(c) if ws.paired else ws.flat
     if ws.paired:  # flat table index of each (pair, point, lane), low corner
-        lanes = ws.lanes.view(c // 2, 1, 2)
-        flat = torch.add(lanes, ws.cell[:, None], alpha=c, out=flat.view(c // 2, m, 2))
+        lanes, out = ws.lanes.view(c // 2, 1, 2), ws.flat_full(c).view(c // 2, m, 2)
+        flat = torch.add(lanes, ws.cell[:, None], alpha=c, out=out)
         weights, contrib = [w.view(m, 1) for w in ws.w8], ws.contrib_pairs
     else:  # flat table index of each (channel, point), low corner
-        flat = torch.add(ws.lanes, ws.cell, alpha=c, out=flat)
+        flat = torch.add(ws.lanes, ws.cell, alpha=c, out=ws.flat)
         weights, contrib = ws.w8, ws.contrib
     for k, offset in enumerate(plan.corner_offsets):
         torch.mul(weights[k], planes, out=contrib)
