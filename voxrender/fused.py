@@ -154,6 +154,11 @@ def volume_table(densities: torch.Tensor, features: torch.Tensor | None) -> torc
     return margined_table(data)
 
 
+def _paired(channels: int, dtype: torch.dtype) -> bool:
+    """Whether the samples' gradient is added two channels at a time (:func:`_scatter_pairs`)."""
+    return channels % 2 == 0 and dtype in (torch.float32, torch.float64)
+
+
 class _Workspace:
     """Reusable flat buffers for chunks of up to ``m`` points (one workspace per worker).
 
@@ -167,8 +172,7 @@ class _Workspace:
     def __init__(self, m: int, plan: _Plan, dtype: torch.dtype, index_dtype: torch.dtype):
         c = plan.channels
         self.points, self.dtype = m, dtype
-        # the samples' gradient in channel pairs, added to the table as complex numbers
-        self.paired = c % 2 == 0 and dtype in (torch.float32, torch.float64)
+        self.paired = _paired(c, dtype)
         self._scratch = max(6 + 4, 2 * c)  # factors + w4, later grad_planes + contrib
         self._float = torch.empty((self._scratch + 8) * m, dtype=dtype)
         self._int = torch.empty((3 + 1) * m, dtype=index_dtype)
