@@ -5,8 +5,9 @@
 (forward + backward + Adam, :mod:`benchmarks.cases`' ``fit_step``) at each row of :data:`ROWS`,
 every case in a fresh process (its peak memory its own), a row's backends back to back so that
 they see the same machine load; with ``--rounds K`` all of it K times, the backends' order
-alternating, a row's speed-up the median of its rounds' ratios. It writes ``<out>/<device>-<hardware>.json``, ``.md`` and ``.png`` (time
-per step against samples per step, both backends, log-log; matplotlib). PyTorch3D comes from
+alternating, a row's speed-up the median of its rounds' ratios. It writes
+``<out>/<device>-<hardware>.json``, ``.md`` and ``.png`` (time per step against samples per
+step, both backends, log-log; matplotlib). PyTorch3D comes from
 :func:`reference.oracle.import_pytorch3d` (installed, else ``../shared/pytorch3d``).
 
 Dimension letters: ``B`` views, ``S`` image side, ``P`` points per ray, ``V`` voxels per side.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,12 +131,6 @@ def _spec(row: str, backend: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _combine_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
     """One case's rounds as one result: the median round's, plus every round's median and peak.
 
@@ -146,11 +142,11 @@ def _combine_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
     times = [r["time_s"]["median"] for r in results]
     ranked = sorted(range(len(results)), key=lambda i: times[i])
     combined = dict(results[ranked[len(ranked) // 2]])
-    combined["time_s"] = {**combined["time_s"], "median": _median(times), "rounds": times}
+    combined["time_s"] = {**combined["time_s"], "median": statistics.median(times), "rounds": times}
     peaks = [r["memory"]["peak_working_bytes"] for r in results]
     combined["memory"] = {
         **combined["memory"],
-        "peak_working_bytes": _median(peaks),
+        "peak_working_bytes": statistics.median(peaks),
         "rounds": peaks,
     }
     return combined
@@ -176,7 +172,7 @@ def _add_ratios(records: list[dict[str, Any]]) -> None:
             mine = record["time_s"].get("rounds", [record["time_s"]["median"]])
             theirs = ref["time_s"].get("rounds", [ref["time_s"]["median"]])
             ratios = [t / m for t, m in zip(theirs, mine, strict=True)]
-            record["speedup_vs_pytorch3d"] = _median(ratios)
+            record["speedup_vs_pytorch3d"] = statistics.median(ratios)
             record["speedup_rounds"] = ratios
         ref_mem = ref["memory"]["peak_working_bytes"] if ok else 0
         record["memory_vs_pytorch3d"] = (
