@@ -18,6 +18,7 @@ import torch
 from helpers import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.multiprocessing.reductions import StorageWeakRef
 
 import voxrender.fused as fused
 import voxrender.voxel_geometry as voxel_geometry
@@ -641,9 +642,12 @@ def test_backward_reuses_the_forward_schedule(monkeypatch, calls):
     grad = torch.randn(images.shape, generator=g, dtype=torch.float64)
     n = len(made)
     args = (grad, table.detach(), a, b, lengths, base)
-    reused = torch.ops.voxrender.fused_render_backward(*args, kept, *fused._pack_plan(plan))
+    rows = table.shape[0]
+    reused = torch.ops.voxrender.fused_render_backward(*args, kept, *fused._pack_plan(plan), rows)
     assert len(made) == n
-    alone = torch.ops.voxrender.fused_render_backward(*args, kept.clone(), *fused._pack_plan(plan))
+    alone = torch.ops.voxrender.fused_render_backward(
+        *args, kept.clone(), *fused._pack_plan(plan), rows
+    )
     assert len(made) == n + 1
     torch.testing.assert_close(alone, reused, rtol=0, atol=0)
 
@@ -707,3 +711,30 @@ def test_backward_allocates_nothing_the_size_of_the_kept_samples(monkeypatch, ca
         images.sum().backward()
     allocations = [e.cpu_memory_usage for e in prof.events()]
     assert calls and allocations and max(allocations) < kept_bytes / 2
+
+
+@pytest.mark.parametrize("chunk_size", [None, 8], ids=["kept-samples", "recomputed-samples"])
+def test_the_table_is_freed_when_the_backward_reads_no_voxel(chunk_size, calls, monkeypatch):
+    # with the samples kept the backward reads no voxel, so the graph must not hold the table
+    # (a volume-sized buffer through the whole backward); recomputing the samples needs it
+    cams, vols, tensors = _scene(torch.float64)
+    tables = []
+    original = fused.volume_table
+
+    def spy(*args):
+        table = original(*args)
+        tables.append(StorageWeakRef(table.untyped_storage()))
+        return table
+
+    monkeypatch.setattr(fused, "volume_table", spy)
+    renderer = VolumeRenderer(_ndc(), EmissionAbsorptionRaymarcher(), chunk_size=chunk_size)
+    images, bundle = renderer(cameras=cams, volumes=vols)
+    gc.collect()
+    assert calls and len(tables) == 1
+    assert tables[0].expired() == (chunk_size is None)
+    cotangent = torch.randn(images.shape, generator=torch.Generator().manual_seed(2)).to(images)
+    got = torch.autograd.grad((images * cotangent).sum(), tensors)
+    want = _general(vols, bundle, EmissionAbsorptionRaymarcher())
+    want = torch.autograd.grad((want * cotangent).sum(), tensors)
+    for g, w in zip(got, want, strict=True):
+        assert_close(g, w, kind="grad")

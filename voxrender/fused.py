@@ -468,7 +468,17 @@ for _dtype in (torch.float32, torch.float64):  # the probe once, eagerly, for th
 
 
 def _index_dtype(table: torch.Tensor) -> torch.dtype:
-    return torch.int32 if 8 * table.shape[0] < 2**31 else torch.int64
+    return _index_dtype_for(table.shape[0])
+
+
+def _index_dtype_for(rows: int) -> torch.dtype:
+    """The CSR index dtype for a table of ``rows`` rows."""
+    return torch.int32 if 8 * rows < 2**31 else torch.int64
+
+
+def _has_kept(kept: torch.Tensor, lengths: torch.Tensor) -> bool:
+    """Whether ``kept`` holds the forward's samples of the rays ``lengths (R, P)``."""
+    return kept.shape[0] == lengths.numel() and lengths.numel() > 0
 
 
 @dataclass(frozen=True)
@@ -703,23 +713,28 @@ def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
     return out, kept
 
 
-def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
-    """The table's gradient ``(rows, C)`` for the images' gradient ``grad_out (R, C_out)``."""
+def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan, rows: int):
+    """The table's gradient ``(rows, C)`` for the images' gradient ``grad_out (R, C_out)``.
+
+    ``table`` is the forward's table where the samples must be computed again, else (samples
+    kept) a ``(0, C)`` stand-in: the backward then reads no voxel, and the forward's table was
+    freed when the forward returned (:func:`_saved_table`).
+    """
     grad_out = grad_out.contiguous()
-    n_rays, n_pts = lengths.shape
-    has_kept = kept.shape[0] == n_rays * n_pts and n_rays * n_pts > 0
-    index_dtype = _index_dtype(table)
+    n_pts = lengths.shape[1]
+    has_kept = _has_kept(kept, lengths)
+    index_dtype = _index_dtype_for(rows)
     if base is not None:
         base = base.to(index_dtype)
     sched = _recall_schedule(kept, _schedule_key(a, b, lengths, plan))  # the forward's
     if sched is None:  # a backward op called on its own, or a forward under other tracing
         sched = _schedule(a, b, lengths, plan)
     # one gradient table per worker: the extra ones may take _EXTRA_GRAD_BYTES at most
-    table_bytes = table.numel() * table.element_size()
+    table_bytes = rows * plan.channels * table.element_size()
     spare = 1 + _EXTRA_GRAD_BYTES // max(table_bytes, 1)
     workers = max(1, min(plan.workers, spare, len(sched.chunks), sched.total // _WORKER_POINTS))
     spaces = [_Workspace(sched.points, plan, table.dtype, index_dtype) for _ in range(workers)]
-    grads = [torch.zeros_like(table).view(-1) for _ in range(workers)]
+    grads = [table.new_zeros(rows * plan.channels) for _ in range(workers)]  # flat (rows * C,)
     steps = _steps(lengths, plan)  # (R, P) or None
 
     def job(worker, chunk):
@@ -735,7 +750,7 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan):
     grad_table = grads[0]
     for extra in grads[1:]:
         grad_table += extra
-    return grad_table.view_as(table)
+    return grad_table.view(rows, plan.channels)
 
 
 # The fused render as two PyTorch custom operators (forward, backward), so that torch.compile
@@ -797,14 +812,25 @@ def _render_backward_op(
     kept: torch.Tensor,
     ints: list[int],
     floats: list[float],
+    rows: int,
 ) -> torch.Tensor:
     plan = _unpack_plan(ints, floats)
-    return _backward_impl(grad_images, table, a, b, lengths, base, kept, plan)
+    return _backward_impl(grad_images, table, a, b, lengths, base, kept, plan, rows)
 
 
 @_render_backward_op.register_fake
-def _(grad_images, table, *args):
-    return torch.empty_like(table)
+def _(grad_images, table, a, b, lengths, base, kept, ints, floats, rows):
+    return table.new_empty(rows, table.shape[1])
+
+
+def _saved_table(table: torch.Tensor, lengths: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """What the backward keeps of the table: all of it only where it must sample again.
+
+    With the samples kept the backward reads no voxel: a ``(0, C)`` stand-in (not a view, which
+    would hold the storage) lets the table go when the forward returns, and the backward's peak
+    memory drops by a table (4.8 / 36 MiB for the 64³ / 128³ sweep rows).
+    """
+    return table.new_empty(0, table.shape[1]) if _has_kept(kept, lengths) else table
 
 
 def _setup_context(ctx, inputs, output):
@@ -812,8 +838,9 @@ def _setup_context(ctx, inputs, output):
     kept = output[1]
     ctx.mark_non_differentiable(kept)
     ctx.set_materialize_grads(False)  # else a zero gradient the size of ``kept`` is made
-    ctx.save_for_backward(table, a, b, lengths, base, kept)
+    ctx.save_for_backward(_saved_table(table, lengths, kept), a, b, lengths, base, kept)
     ctx.plan = ints, floats
+    ctx.rows = table.shape[0]
     ctx.n_inputs = len(inputs)
 
 
@@ -821,7 +848,9 @@ def _render_op_backward(ctx, grad_images, _grad_kept):
     table, a, b, lengths, base, kept = ctx.saved_tensors
     grad_table = None
     if ctx.needs_input_grad[0] and grad_images is not None:  # None: no gradient reached them
-        grad_table = _render_backward_op(grad_images, table, a, b, lengths, base, kept, *ctx.plan)
+        grad_table = _render_backward_op(
+            grad_images, table, a, b, lengths, base, kept, *ctx.plan, ctx.rows
+        )
     return (grad_table,) + (None,) * (ctx.n_inputs - 1)  # only the table has a gradient
 
 
