@@ -4,9 +4,10 @@
 ray point is sampled into a ``(B, ..., P, C)`` tensor, then composited. This module computes the
 same images and the same volume gradients without those per-sample tensors: rays are taken a
 chunk at a time (cache-sized), sampled, composited and dropped. For the backward pass the
-samples themselves (``C`` numbers per point, 16 bytes in float32 RGB + density) are kept, or,
-when the caller asks for bounded memory (the renderers' ``chunk_size``), recomputed chunk by
-chunk, so that memory is then the volume plus a few chunk-sized buffers whatever the image size.
+samples themselves (``C`` numbers per point, 16 bytes in float32 RGB + density) are kept (the
+backward then reads no voxel, and the table goes when the forward returns), or, when the caller
+asks for bounded memory (the renderers' ``chunk_size``), recomputed chunk by chunk, so that
+memory is then the volume plus a few chunk-sized buffers whatever the image size.
 
 Dimension letters:
 
