@@ -468,11 +468,7 @@ for _dtype in (torch.float32, torch.float64):  # the probe once, eagerly, for th
     _sparse_products_work(_dtype, torch.int32)
 
 
-def _index_dtype(table: torch.Tensor) -> torch.dtype:
-    return _index_dtype_for(table.shape[0])
-
-
-def _index_dtype_for(rows: int) -> torch.dtype:
+def _index_dtype(rows: int) -> torch.dtype:
     """The CSR index dtype for a table of ``rows`` rows."""
     return torch.int32 if 8 * rows < 2**31 else torch.int64
 
@@ -690,7 +686,7 @@ def _forward_impl(table, a, b, lengths, base, plan: _Plan, keep: bool):
     """
     n_rays, n_pts = lengths.shape
     n_out = plan.channels + (plan.depth > 0) if plan.emission else 1
-    index_dtype = _index_dtype(table)
+    index_dtype = _index_dtype(table.shape[0])
     if base is not None:
         base = base.to(index_dtype)
     kept = table.new_empty(n_rays * n_pts if keep else 0, plan.channels)  # (R * P, C)
@@ -724,7 +720,7 @@ def _backward_impl(grad_out, table, a, b, lengths, base, kept, plan: _Plan, rows
     grad_out = grad_out.contiguous()
     n_pts = lengths.shape[1]
     has_kept = _has_kept(kept, lengths)
-    index_dtype = _index_dtype_for(rows)
+    index_dtype = _index_dtype(rows)
     if base is not None:
         base = base.to(index_dtype)
     sched = _recall_schedule(kept, _schedule_key(a, b, lengths, plan))  # the forward's
@@ -1099,7 +1095,7 @@ def cpu_ineligible(inputs: FusedInputs) -> str | None:
     """Why the fused CPU backend cannot render ``inputs`` (a sentence), or None."""
     if inputs.table.device.type != "cpu":
         return f"the fused CPU path runs on CPU tensors, these are on {inputs.table.device}"
-    if not _sparse_products_work(inputs.table.dtype, _index_dtype(inputs.table)):
+    if not _sparse_products_work(inputs.table.dtype, _index_dtype(inputs.table.shape[0])):
         return "this PyTorch build cannot multiply sparse CSR matrices into dense out= tensors"
     return None
 
