@@ -151,8 +151,7 @@ def volume_table(densities: torch.Tensor, features: torch.Tensor | None) -> torc
     Returns:
         ``(B * (D + 3) * (H + 3) * (W + 3), C)`` with ``C = 1 + C_f``.
     """
-    data = densities if features is None else torch.cat((densities, features), dim=1)
-    return margined_table(data)
+    return margined_table(densities) if features is None else margined_table(densities, features)
 
 
 def _paired(channels: int, dtype: torch.dtype) -> bool:
